@@ -1,0 +1,373 @@
+"""Batch extraction: parallel, cached, resumable, and tolerant of unreadable images.
+
+``extract(extractor, data)`` splits the images that are not cached yet into chunks, runs the
+chunks in joblib workers (each pinned to one BLAS/OpenCV/torch thread, so N workers never
+oversubscribe N cores), commits every finished chunk to the cache, and returns a
+:class:`~featkit.features.FeatureSet`. An image that cannot be read or described is recorded
+with its reason and skipped; the rest of its chunk and of the run is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from featkit._version import __version__
+from featkit.cache import FeatureCache
+from featkit.data import Dataset, load_dataset
+from featkit.exceptions import FeatkitError, ImageReadError, InvalidParameterError
+from featkit.extractors.base import Extractor
+from featkit.features import FeatureSet
+from featkit.registry import create_extractor
+
+__all__ = ["extract"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 64
+_VERSIONED = ("numpy", "scikit-learn", "opencv-python-headless", "pillow", "joblib", "torch")
+
+
+@dataclass
+class _Chunk:
+    """The result of one chunk: rows of the images that worked, reasons for the others."""
+
+    positions: list[int]  # dataset positions of the chunk's images
+    features: np.ndarray  # (n_ok, d)
+    ok: list[int] = field(default_factory=list)  # dataset positions with a row, in row order
+    failed: dict[int, str] = field(default_factory=dict)  # dataset position -> reason
+
+
+def extract(
+    extractor: Extractor | str,
+    data: Dataset | str | Sequence[Any],
+    *,
+    n_jobs: int | None = -1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache_dir: str | os.PathLike | None = None,
+    backend: str | None = "loky",
+    progress: bool | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> FeatureSet:
+    """Extract features of every image in ``data`` and return them as a FeatureSet.
+
+    Parameters
+    ----------
+    extractor : Extractor or str
+        A fitted extractor, or a registered name built with default parameters.
+    data : Dataset, str or sequence
+        A Dataset, a spec for :func:`featkit.load_dataset`, or a sequence of images.
+    n_jobs : int, default=-1
+        joblib workers for CPU extractors (-1: all cores). Small jobs use fewer.
+    batch_size : int, default=64
+        Images per chunk: the unit of work, of caching and of resuming.
+    cache_dir : path, optional
+        Folder of the feature cache; a re-run (or a run resumed after a crash) computes
+        only the images whose rows are not there yet.
+    backend : str, default="loky"
+        joblib backend ("loky", "threading", "multiprocessing", or "dask" with a client).
+    progress : bool, optional
+        Show a progress bar; by default only on a terminal.
+    on_chunk : callable, optional
+        Called as ``on_chunk(done, total)`` (in images) after each finished chunk.
+    """
+    started = time.perf_counter()
+    if isinstance(extractor, str):
+        extractor = create_extractor(extractor)
+    dataset = _as_dataset(data)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+    extractor.validate_params()
+    extractor._check_fitted()
+    config = extractor.config
+    n = len(dataset)
+
+    blocks: list[tuple[list[int], np.ndarray]] = []  # (dataset positions, their rows)
+    failed: dict[int, str] = {}
+    stats = {"cached_images": 0, "computed_images": 0, "chunks_computed": 0}
+    cache = FeatureCache(cache_dir, config) if cache_dir is not None else None
+    hashes: list[str | None] = [None] * n
+
+    bar = tqdm(total=n, unit="img", desc=config["name"], disable=_quiet(progress), leave=False)
+    with bar:
+        pending = list(range(n))
+        if cache is not None:
+            pending = _resolve_from_cache(cache, dataset, hashes, blocks, failed, stats)
+            bar.update(n - len(pending))
+        chunks = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+        n_workers = max(1, min(effective_n_jobs(n_jobs), len(chunks)))
+        if chunks:
+            logger.info(
+                "extracting %d images with %s in %d chunks on %d worker(s)",
+                len(pending),
+                config["name"],
+                len(chunks),
+                n_workers,
+            )
+        done = n - len(pending)
+        for chunk in _run_chunks(extractor, dataset, chunks, n_workers, backend):
+            _check_dim(blocks, chunk, extractor)
+            blocks.append((chunk.ok, chunk.features))
+            failed.update(chunk.failed)
+            stats["computed_images"] += len(chunk.positions)
+            stats["chunks_computed"] += 1
+            if cache is not None:
+                cache.write(
+                    [hashes[p] for p in chunk.ok],  # type: ignore[misc]
+                    chunk.features,
+                    {hashes[p]: r for p, r in chunk.failed.items() if hashes[p] is not None},
+                )
+            done += len(chunk.positions)
+            bar.update(len(chunk.positions))
+            if on_chunk is not None:
+                on_chunk(done, n)
+
+    elapsed = time.perf_counter() - started
+    fs = _assemble(extractor, dataset, blocks, failed)
+    fs.provenance = _provenance(
+        config, dataset, elapsed, n_jobs, n_workers, backend, batch_size, cache, stats, len(failed)
+    )
+    if failed:
+        logger.warning(
+            "%d of %d images could not be used (first: %s: %s)",
+            len(failed),
+            n,
+            fs.failed[0]["id"],
+            fs.failed[0]["reason"],
+        )
+    return fs
+
+
+def _as_dataset(data: Dataset | str | Sequence[Any]) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(data)
+    return Dataset.from_items(data)
+
+
+def _quiet(progress: bool | None) -> bool | None:
+    # tqdm's disable=None means "only on a terminal".
+    return None if progress is None else not progress
+
+
+def _resolve_from_cache(
+    cache: FeatureCache,
+    dataset: Dataset,
+    hashes: list[str | None],
+    blocks: list[tuple[list[int], np.ndarray]],
+    failed: dict[int, str],
+    stats: dict[str, int],
+) -> list[int]:
+    """Fill ``blocks``/``failed`` from the cache; return the positions still to compute."""
+    for i, (digest, reason) in enumerate(cache.fingerprints(dataset.items)):
+        if digest is None:
+            failed[i] = reason
+        else:
+            hashes[i] = digest
+    lookup = cache.lookup(h for h in hashes if h is not None)
+    hit_positions = [i for i, h in enumerate(hashes) if h in lookup.rows]
+    if hit_positions:
+        cached = cache.read([lookup.rows[hashes[i]] for i in hit_positions])  # type: ignore[index]
+        blocks.append((hit_positions, cached))
+    cached_failures = [
+        i for i, h in enumerate(hashes) if h in lookup.failures and h not in lookup.rows
+    ]
+    for i in cached_failures:
+        failed[i] = lookup.failures[hashes[i]]  # type: ignore[index]
+    stats["cached_images"] = len(hit_positions) + len(cached_failures)
+    done = set(hit_positions) | set(failed)
+    return [i for i in range(len(hashes)) if i not in done]
+
+
+def _run_chunks(
+    extractor: Extractor,
+    dataset: Dataset,
+    chunks: list[list[int]],
+    n_workers: int,
+    backend: str | None,
+) -> Iterator[_Chunk]:
+    tasks = (
+        delayed(_extract_chunk)(extractor, chunk, _take(dataset.items, chunk), n_workers > 1)
+        for chunk in chunks
+    )
+    if n_workers == 1:
+        for task in tasks:
+            fn, args, kwargs = task
+            yield fn(*args, **kwargs)
+        return
+    # Ordered generator: results stream back as they finish, so each is cached at once.
+    yield from Parallel(n_jobs=n_workers, backend=backend, return_as="generator")(tasks)
+
+
+def _take(items: Sequence[Any] | np.ndarray, positions: list[int]) -> Sequence[Any]:
+    if isinstance(items, np.ndarray):
+        return items[positions]
+    return [items[i] for i in positions]
+
+
+def _extract_chunk(
+    extractor: Extractor, positions: list[int], items: Sequence[Any], pin_threads: bool
+) -> _Chunk:
+    """Prepare and describe one chunk of images; runs in a worker process."""
+    with _single_threaded() if pin_threads else contextlib.nullcontext():
+        prepared: list[np.ndarray] = []
+        ok: list[int] = []
+        failed: dict[int, str] = {}
+        for pos, item in zip(positions, items, strict=True):
+            try:
+                prepared.append(extractor.prepare(item))
+                ok.append(pos)
+            except ImageReadError as exc:
+                failed[pos] = exc.reason
+        try:
+            features = extractor.transform_prepared(prepared)
+        except Exception as exc:
+            if len(prepared) < 2:
+                features, ok, failed = _one_by_one(extractor, prepared, ok, failed)
+            else:
+                features, ok2, failed2 = _one_by_one(extractor, prepared, ok, dict(failed))
+                if not ok2:
+                    # Every image failing the same way is a bug or a bad parameter, not a bad
+                    # image: stop (finished chunks are already cached) instead of hiding it.
+                    raise exc
+                ok, failed = ok2, failed2
+    return _Chunk(positions=list(positions), features=features, ok=ok, failed=failed)
+
+
+def _one_by_one(
+    extractor: Extractor, prepared: list[np.ndarray], ok: list[int], failed: dict[int, str]
+) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    """Describe images one at a time to isolate the ones that make the extractor fail."""
+    rows, kept = [], []
+    for pos, image in zip(ok, prepared, strict=True):
+        try:
+            rows.append(extractor.transform_prepared([image])[0])
+            kept.append(pos)
+        except Exception as exc:
+            failed[pos] = f"extraction failed: {type(exc).__name__}: {exc}"
+    dim = extractor._feature_dim() or 0
+    features = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+    return features, kept, failed
+
+
+@contextlib.contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Pin BLAS, OpenCV and torch to one thread in this worker."""
+    import cv2
+
+    previous_cv = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    torch = sys.modules.get("torch")
+    previous_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(previous_cv)
+        if torch is not None and previous_torch is not None:
+            torch.set_num_threads(previous_torch)
+
+
+def _check_dim(
+    blocks: list[tuple[list[int], np.ndarray]], chunk: _Chunk, extractor: Extractor
+) -> None:
+    known = [b for _, b in blocks if len(b)]
+    if not known or not len(chunk.features):
+        return
+    expected = known[0].shape[1]
+    if chunk.features.shape[1] != expected:
+        raise FeatkitError(
+            f"{type(extractor).__name__} returned {chunk.features.shape[1]} features for some "
+            f"images and {expected} for others; give it a fixed image size"
+        )
+
+
+def _assemble(
+    extractor: Extractor,
+    dataset: Dataset,
+    blocks: list[tuple[list[int], np.ndarray]],
+    failed: dict[int, str],
+) -> FeatureSet:
+    blocks = [(p, b) for p, b in blocks if len(p)]
+    if blocks:
+        positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in blocks])
+        order = np.argsort(positions, kind="stable")
+        kept = positions[order]
+        X = np.concatenate([b for _, b in blocks]).astype(np.float32, copy=False)[order]
+    else:
+        kept = np.zeros(0, dtype=np.int64)
+        X = np.zeros((0, extractor._feature_dim() or 0), dtype=np.float32)
+    failures = [
+        {"id": str(dataset.ids[i]), "source": _source_name(dataset.items[i]), "reason": failed[i]}
+        for i in sorted(failed)
+    ]
+    return FeatureSet(
+        X=X,
+        y=dataset.labels[kept],
+        ids=dataset.ids[kept],
+        class_names=list(dataset.class_names),
+        domains=None if dataset.domains is None else dataset.domains[kept],
+        splits=None if dataset.splits is None else dataset.splits[kept],
+        failed=failures,
+    )
+
+
+def _source_name(item: Any) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    shape = getattr(item, "shape", None)
+    return f"<array {tuple(shape)}>" if shape is not None else f"<{type(item).__name__}>"
+
+
+def _provenance(
+    config: dict[str, Any],
+    dataset: Dataset,
+    elapsed: float,
+    n_jobs: int | None,
+    n_workers: int,
+    backend: str | None,
+    batch_size: int,
+    cache: FeatureCache | None,
+    stats: dict[str, int],
+    n_failed: int,
+) -> dict[str, Any]:
+    versions = {"featkit": __version__, "python": platform.python_version()}
+    for dist in _VERSIONED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    n = len(dataset)
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions,
+        "extractor": config,
+        "dataset": dataset.describe(),
+        "engine": {
+            "n_jobs": n_jobs,
+            "n_workers": n_workers,
+            "backend": backend,
+            "batch_size": batch_size,
+        },
+        "cache": None if cache is None else {"dir": str(cache.directory), **stats},
+        "counts": {"images": n, "failed": n_failed, "computed": stats["computed_images"]},
+        "timing": {
+            "seconds": round(elapsed, 4),
+            "images_per_second": round(n / elapsed, 2) if elapsed > 0 else None,
+        },
+    }

@@ -1,0 +1,61 @@
+"""Raw pixels: the simplest global feature, and the baseline every other one must beat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from featkit.exceptions import InvalidParameterError
+from featkit.extractors.base import Extractor, InputSpec
+from featkit.registry import register_extractor
+
+
+@register_extractor("pixels")
+class PixelsExtractor(Extractor):
+    """Raw pixel intensities: resize to size x size, flatten, scale to [0, 1].
+
+    Parameters
+    ----------
+    size : int, default=16
+        Side in pixels of the square every image is resized to (area interpolation when
+        shrinking, bilinear when enlarging).
+    color : {"gray", "rgb"}, default="gray"
+        Gray keeps one BT.601 luma channel; rgb keeps three, interleaved per pixel.
+    """
+
+    version = "1"
+
+    def __init__(self, size: int = 16, color: str = "gray") -> None:
+        self.size = size
+        self.color = color
+
+    def validate_params(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)):
+            raise InvalidParameterError(
+                f"pixels: size must be an integer, got {self.size!r} ({type(self.size).__name__})"
+            )
+        if not 1 <= self.size <= 4096:
+            raise InvalidParameterError(f"pixels: size must be in 1..4096, got {self.size}")
+        if self.color not in ("gray", "rgb"):
+            raise InvalidParameterError(
+                f"pixels: color must be 'gray' or 'rgb', got {self.color!r}"
+            )
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(color=self.color, size=(int(self.size), int(self.size)), dtype=np.float32)
+
+    def _feature_dim(self) -> int:
+        return int(self.size) ** 2 * (3 if self.color == "rgb" else 1)
+
+    def _transform(self, images: list[np.ndarray]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self._feature_dim()), dtype=np.float32)
+        return np.stack(images).reshape(len(images), -1)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """``pixel_{row}_{col}`` (gray) or ``pixel_{row}_{col}_{r|g|b}`` (rgb)."""
+        s = int(self.size)
+        if self.color == "gray":
+            names = [f"pixel_{r}_{c}" for r in range(s) for c in range(s)]
+        else:
+            names = [f"pixel_{r}_{c}_{ch}" for r in range(s) for c in range(s) for ch in "rgb"]
+        return np.asarray(names, dtype=object)

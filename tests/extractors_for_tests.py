@@ -1,0 +1,53 @@
+"""Extractors used by the engine tests; importable by joblib worker processes."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.pixels import PixelsExtractor
+
+
+class ThreadProbe(Extractor):
+    """Features are the thread counts seen while extracting: OpenCV's and the BLAS maximum."""
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(color="gray", size=(4, 4))
+
+    def _feature_dim(self) -> int:
+        return 2
+
+    def _transform_one(self, image: np.ndarray) -> np.ndarray:
+        blas = max((p["num_threads"] for p in threadpool_info()), default=1)
+        return np.array([cv2.getNumThreads(), blas], dtype=np.float32)
+
+
+class FailsOnBrightImages(PixelsExtractor):
+    """Pixels, except that it raises on images brighter than a threshold (a real bug shape)."""
+
+    def _transform(self, images: list[np.ndarray]) -> np.ndarray:
+        for image in images:
+            if image.mean() > 0.5:
+                raise ValueError("bright image")
+        return super()._transform(images)
+
+
+class AlwaysFails(PixelsExtractor):
+    """Raises on every image: a bug, which the engine must not hide as per-image failures."""
+
+    def _transform(self, images: list[np.ndarray]) -> np.ndarray:
+        raise ValueError("broken extractor")
+
+
+class SlowPixels(PixelsExtractor):
+    """Pixels with a delay per batch, to interrupt a run part way."""
+
+    delay = 0.0
+
+    def _transform(self, images: list[np.ndarray]) -> np.ndarray:
+        time.sleep(self.delay)
+        return super()._transform(images)

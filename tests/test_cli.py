@@ -1,0 +1,147 @@
+"""The command line: every command on small data, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import featkit
+from featkit.cli import parse_params
+
+SCRIPT = Path(sys.executable).parent / "featkit"
+
+
+def run(*args: str, check_code: int | None = 0) -> subprocess.CompletedProcess:
+    """Run the installed ``featkit`` console script."""
+    proc = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    if check_code is not None:
+        assert proc.returncode == check_code, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def test_console_script_is_installed():
+    assert SCRIPT.exists(), f"no featkit console script next to {sys.executable}"
+
+
+def test_version():
+    assert run("--version").stdout.strip() == f"featkit, version {featkit.__version__}"
+
+
+def test_list_and_json():
+    text = run("list").stdout
+    assert any(line.startswith("pixels ") and "featkit" in line for line in text.splitlines())
+    data = json.loads(run("list", "--json").stdout)
+    names = {e["name"]: e for e in data["extractors"]}
+    assert names["pixels"]["source"] == "featkit"
+    assert names["color-moments"]["source"] == "featkit-color-moments"
+
+
+def test_describe():
+    out = run("describe", "pixels").stdout
+    assert "size = 16" in out and "color = 'gray'" in out and "Raw pixel" in out
+    info = json.loads(run("describe", "pixels", "--json").stdout)
+    assert [p["name"] for p in info["parameters"]] == ["size", "color"]
+
+
+def test_extract_then_info(digit_folder, tmp_path):
+    out_dir = tmp_path / "feats"
+    cache = tmp_path / "cache"
+    args = [
+        "extract",
+        "-e",
+        "pixels",
+        "-p",
+        "size=8",
+        "--data",
+        str(digit_folder),
+        "--out",
+        str(out_dir),
+        "--n-jobs",
+        "2",
+        "--cache-dir",
+        str(cache),
+        "-q",
+    ]
+    first = run(*args)
+    assert "200 of 200 images -> 64-d" in first.stdout
+    fs = featkit.FeatureSet.load(out_dir)
+    expected = featkit.extract(
+        featkit.create_extractor("pixels", size=8), digit_folder, n_jobs=1, progress=False
+    )
+    np.testing.assert_array_equal(fs.X, expected.X)
+    assert "200 from cache" in run(*args).stdout
+    info = run("info", str(out_dir)).stdout
+    assert "200 rows x 64 features" in info and "pixels" in info
+    summary = json.loads(run("info", str(out_dir), "--json").stdout)
+    assert summary["n"] == 200 and summary["extractor"]["params"]["size"] == 8
+
+
+def test_extract_reports_failures_and_strict_exits_1(digit_folder, tmp_path):
+    victim = sorted(digit_folder.rglob("*.png"))[3]
+    victim.write_bytes(b"")
+    args = [
+        "extract",
+        "-e",
+        "pixels",
+        "--data",
+        str(digit_folder),
+        "--out",
+        str(tmp_path / "o"),
+        "-j",
+        "1",
+    ]
+    ok = run(*args)
+    assert "199 of 200 images" in ok.stdout
+    assert "1 image(s) could not be used" in ok.stderr
+    assert victim.relative_to(digit_folder).as_posix() in ok.stderr
+    run(*args, "--strict", check_code=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["extract", "-e", "pixles", "--data", "digits", "--out", "x"], "did you mean 'pixels'"),
+        (
+            ["extract", "-e", "pixels", "--data", "/no/such/folder", "--out", "x"],
+            "no such file or folder",
+        ),
+        (
+            ["extract", "-e", "pixels", "-p", "size=big", "--data", "digits", "--out", "x"],
+            "size must be an integer",
+        ),
+        (
+            ["extract", "-e", "pixels", "-p", "size", "--data", "digits", "--out", "x"],
+            "-p expects KEY=VALUE",
+        ),
+        (
+            ["extract", "-e", "pixels", "-p", "colour=rgb", "--data", "digits", "--out", "x"],
+            "no parameter 'colour'",
+        ),
+        (["describe", "nope"], "unknown extractor"),
+        (["info", "/no/such/features"], "featureset.json is missing"),
+    ],
+)
+def test_user_mistakes_give_one_line_and_exit_2(args, message, tmp_path):
+    proc = run(*args, check_code=2)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("featkit: error:") and message in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_parse_params():
+    assert parse_params(["size=16", "color=rgb", "cells=8,8", "flag=true", "x=none", "r=0.5"]) == {
+        "size": 16,
+        "color": "rgb",
+        "cells": (8, 8),
+        "flag": True,
+        "x": None,
+        "r": 0.5,
+    }
+    with pytest.raises(featkit.InvalidParameterError):
+        parse_params(["=3"])

@@ -1,0 +1,266 @@
+"""The batch engine: failures, parallel determinism, cache, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import featkit
+from featkit.cache import LAYOUT
+from tests.extractors_for_tests import AlwaysFails, FailsOnBrightImages, ThreadProbe
+
+
+def _corrupt_three(folder: Path) -> dict[str, str]:
+    files = sorted(folder.rglob("*.png"))
+    zero, truncated, text = files[5], files[50], files[120]
+    zero.write_bytes(b"")
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    text.write_text("this is not an image")
+    return {
+        p.relative_to(folder).as_posix(): kind
+        for p, kind in [(zero, "empty"), (truncated, "truncated"), (text, "not a recognised image")]
+    }
+
+
+def _chunk_manifests(cache: Path) -> list[Path]:
+    """Committed chunk manifests: LAYOUT/extractor/config-key/<chunk>.json."""
+    return sorted(p for p in cache.glob(f"{LAYOUT}/*/*/*.json") if p.name != "config.json")
+
+
+def _reference_pixels(paths, size=16):
+    """Pixels computed directly with PIL + OpenCV, independent of the engine."""
+    import cv2
+    from PIL import Image
+
+    rows = []
+    for p in paths:
+        gray = np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)
+        luma = (gray @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) / 255.0
+        interp = cv2.INTER_AREA if luma.shape[0] > size else cv2.INTER_LINEAR
+        rows.append(cv2.resize(luma, (size, size), interpolation=interp).reshape(-1))
+    return np.stack(rows)
+
+
+def test_corrupt_images_are_reported_and_skipped(digit_folder):
+    expected_failures = _corrupt_three(digit_folder)
+    fs = featkit.extract("pixels", featkit.load_dataset(digit_folder), n_jobs=1, progress=False)
+    assert fs.X.shape == (197, 256)
+    assert len(fs.failed) == 3
+    failed = {f["id"]: f["reason"] for f in fs.failed}
+    assert set(failed) == set(expected_failures)
+    for ident, kind in expected_failures.items():
+        assert kind in failed[ident], failed[ident]
+        assert ident not in set(fs.ids.tolist())
+    # Every kept row is right: compare with a direct computation.
+    paths = [digit_folder / i for i in fs.ids]
+    np.testing.assert_allclose(fs.X, _reference_pixels(paths), atol=2e-3)
+
+
+def test_one_and_two_workers_give_identical_arrays(digit_folder):
+    _corrupt_three(digit_folder)
+    one = featkit.extract("pixels", digit_folder, n_jobs=1, batch_size=16, progress=False)
+    two = featkit.extract("pixels", digit_folder, n_jobs=2, batch_size=16, progress=False)
+    assert two.provenance["engine"]["n_workers"] == 2
+    np.testing.assert_array_equal(one.X, two.X)
+    np.testing.assert_array_equal(one.ids, two.ids)
+    assert one.failed == two.failed
+
+
+def test_workers_are_pinned_to_one_thread(digit_folder):
+    fs = featkit.extract(ThreadProbe(), digit_folder, n_jobs=2, batch_size=20, progress=False)
+    assert fs.provenance["engine"]["n_workers"] == 2
+    assert (fs.X == 1).all(), np.unique(fs.X, axis=0)
+
+
+def test_extraction_failure_of_one_image_is_isolated(digit_images):
+    images = digit_images[0][:40].copy()
+    images[7] = 255  # the one bright image
+    fs = featkit.extract(FailsOnBrightImages(size=8), list(images), n_jobs=1, progress=False)
+    assert len(fs) == 39
+    assert [f["id"] for f in fs.failed] == ["images/07"]
+    assert "extraction failed: ValueError: bright image" in fs.failed[0]["reason"]
+
+
+def test_an_extractor_failing_on_every_image_raises(digit_images):
+    images, _ = digit_images
+    with pytest.raises(ValueError, match="broken extractor"):
+        featkit.extract(AlwaysFails(), list(images[:20]), n_jobs=1, progress=False)
+
+
+def test_cache_rerun_computes_nothing_and_matches(digit_folder, tmp_path):
+    _corrupt_three(digit_folder)
+    cache = tmp_path / "cache"
+    first = featkit.extract(
+        "pixels", digit_folder, cache_dir=cache, batch_size=32, n_jobs=1, progress=False
+    )
+    assert first.provenance["cache"]["computed_images"] == 200
+    assert first.provenance["cache"]["chunks_computed"] == 7
+    again = featkit.extract(
+        "pixels", digit_folder, cache_dir=cache, batch_size=32, n_jobs=1, progress=False
+    )
+    assert again.provenance["cache"]["computed_images"] == 0
+    assert again.provenance["cache"]["chunks_computed"] == 0
+    assert again.provenance["cache"]["cached_images"] == 200
+    np.testing.assert_array_equal(first.X, again.X)
+    assert first.failed == again.failed
+
+
+def test_cache_is_keyed_by_content_not_path(digit_folder, tmp_path):
+    cache = tmp_path / "cache"
+    featkit.extract("pixels", digit_folder, cache_dir=cache, n_jobs=1, progress=False)
+    moved = tmp_path / "renamed"
+    digit_folder.rename(moved)
+    for p in list(moved.rglob("*.png"))[:10]:
+        p.rename(p.with_name("renamed_" + p.name))
+    fs = featkit.extract("pixels", moved, cache_dir=cache, n_jobs=1, progress=False)
+    assert fs.provenance["cache"]["computed_images"] == 0
+    assert len(fs) == 200
+
+
+def test_changed_parameter_invalidates_cache(digit_folder, tmp_path):
+    cache = tmp_path / "cache"
+    small = featkit.extract(
+        featkit.create_extractor("pixels", size=8),
+        digit_folder,
+        cache_dir=cache,
+        n_jobs=1,
+        progress=False,
+    )
+    large = featkit.extract(
+        featkit.create_extractor("pixels", size=12),
+        digit_folder,
+        cache_dir=cache,
+        n_jobs=1,
+        progress=False,
+    )
+    assert small.dim == 64 and large.dim == 144
+    assert large.provenance["cache"]["cached_images"] == 0
+    assert large.provenance["cache"]["computed_images"] == 200
+    configs = list((cache / LAYOUT / "pixels").iterdir())
+    assert len(configs) == 2
+
+
+def test_new_images_are_the_only_ones_computed(digit_folder, tmp_path):
+    cache = tmp_path / "cache"
+    ds = featkit.load_dataset(digit_folder)
+    featkit.extract("pixels", ds.subset(range(150)), cache_dir=cache, n_jobs=1, progress=False)
+    fs = featkit.extract("pixels", ds, cache_dir=cache, n_jobs=1, progress=False)
+    assert fs.provenance["cache"]["cached_images"] == 150
+    assert fs.provenance["cache"]["computed_images"] == 50
+    reference = featkit.extract("pixels", ds, n_jobs=1, progress=False)
+    np.testing.assert_array_equal(fs.X, reference.X)
+
+
+RESUMABLE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import featkit
+    from tests.extractors_for_tests import SlowPixels
+
+    folder, cache, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    SlowPixels.delay = delay  # a class attribute: not a parameter, not in the cache key
+    fs = featkit.extract(SlowPixels(), folder, cache_dir=cache, batch_size=10, n_jobs=1,
+                         progress=False)
+    print(json.dumps(fs.provenance["cache"]))
+    """
+)
+
+
+def test_run_killed_with_sigkill_resumes_with_only_missing_chunks(digit_folder, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(RESUMABLE_SCRIPT)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(digit_folder), str(cache), "0.15"], env=env
+    )
+
+    def committed() -> int:
+        return len(_chunk_manifests(cache))
+
+    deadline = time.monotonic() + 60
+    while committed() < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = committed()
+    assert 4 <= done < 20, f"{done} chunks committed before the kill"
+
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(digit_folder), str(cache), "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert stats["cached_images"] == 10 * done
+    assert stats["chunks_computed"] == 20 - done
+    assert stats["computed_images"] == 200 - 10 * done
+
+    resumed = featkit.extract(
+        "pixels", digit_folder, cache_dir=tmp_path / "fresh", n_jobs=1, progress=False
+    )
+    from tests.extractors_for_tests import SlowPixels
+
+    final = featkit.extract(
+        SlowPixels(), digit_folder, cache_dir=cache, batch_size=10, n_jobs=1, progress=False
+    )
+    assert final.provenance["cache"]["computed_images"] == 0
+    np.testing.assert_array_equal(final.X, resumed.X)
+
+
+def test_torn_chunk_files_are_ignored(digit_folder, tmp_path):
+    cache = tmp_path / "cache"
+    fs = featkit.extract(
+        "pixels", digit_folder, cache_dir=cache, batch_size=50, n_jobs=1, progress=False
+    )
+    manifests = _chunk_manifests(cache)
+    manifests[0].write_text('{"chunk": "trunc')  # a torn manifest: that chunk is recomputed
+    (manifests[1].parent / ".leftover.npy.123.tmp").write_bytes(b"partial")
+    again = featkit.extract(
+        "pixels", digit_folder, cache_dir=cache, batch_size=50, n_jobs=1, progress=False
+    )
+    assert again.provenance["cache"]["computed_images"] == 50
+    np.testing.assert_array_equal(again.X, fs.X)
+
+
+def test_progress_callback_and_provenance(digit_folder):
+    seen = []
+    fs = featkit.extract(
+        "pixels",
+        digit_folder,
+        n_jobs=1,
+        batch_size=64,
+        progress=False,
+        on_chunk=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(64, 200), (128, 200), (192, 200), (200, 200)]
+    prov = fs.provenance
+    assert prov["extractor"]["name"] == "pixels"
+    assert prov["extractor"]["params"] == {"color": "gray", "size": 16}
+    assert prov["versions"]["featkit"] == featkit.__version__
+    assert prov["dataset"]["n_images"] == 200
+    assert prov["timing"]["seconds"] > 0
+
+
+def test_in_memory_arrays_and_bad_batch_size(digit_images):
+    images, labels = digit_images
+    ds = featkit.Dataset.from_items(images[:30], labels[:30])
+    fs = featkit.extract("pixels", ds, n_jobs=1, progress=False)
+    direct = featkit.create_extractor("pixels").transform(images[:30])
+    np.testing.assert_array_equal(fs.X, direct)
+    np.testing.assert_array_equal(fs.y, labels[:30])
+    with pytest.raises(featkit.InvalidParameterError, match="batch_size"):
+        featkit.extract("pixels", ds, batch_size=0)
