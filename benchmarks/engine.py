@@ -69,7 +69,8 @@ def main() -> None:
     loop_s, loop_X = timed(lambda: np.stack([pixels.transform([p])[0] for p in paths]), 2)
     one_s, one = timed(lambda: featkit.extract(pixels, paths, n_jobs=1, progress=False), 2)
     two_s, two = timed(lambda: featkit.extract(pixels, paths, n_jobs=2, progress=False), 2)
-    for label, got in (("n_jobs=1", one.X), ("n_jobs=2", two.X)):
+    auto_s, auto = timed(lambda: featkit.extract(pixels, paths, progress=False), 2)
+    for label, got in (("n_jobs=1", one.X), ("n_jobs=2", two.X), ("auto", auto.X)):
         bad = np.flatnonzero(np.abs(got - loop_X).max(axis=1))
         assert not len(bad), f"{label} differs from the loop at rows {bad[:5]} of {len(bad)}"
 
@@ -81,6 +82,8 @@ def main() -> None:
         "  (target < +10%)"
     )
     print(f"  extract(n_jobs=2)      {n / two_s:9.0f}   speed-up vs n_jobs=1 {one_s / two_s:.2f}x")
+    workers = auto.provenance["engine"]["n_workers"]
+    print(f"  extract(n_jobs=None)   {n / auto_s:9.0f}   auto mode chose {workers} worker(s)")
 
     heavy = paths[: args.n_heavy]
     extractor = SkimageHog()

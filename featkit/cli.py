@@ -107,7 +107,9 @@ def describe_command(name: str, as_json: bool) -> None:
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path))
 @click.option("--domain", multiple=True, help="Keep only this domain (repeatable).")
 @click.option("--split", default=None, help="Keep only this split (train, test ...).")
-@click.option("-j", "--n-jobs", default=-1, show_default=True, help="Workers (-1: all cores).")
+@click.option(
+    "-j", "--n-jobs", type=int, default=None, help="Workers (-1: all cores; default: auto)."
+)
 @click.option("--batch-size", default=64, show_default=True, help="Images per chunk.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache.")
 @click.option("--backend", default="loky", show_default=True, help="joblib backend.")
@@ -120,7 +122,7 @@ def extract_command(
     out: Path,
     domain: Sequence[str],
     split: str | None,
-    n_jobs: int,
+    n_jobs: int | None,
     batch_size: int,
     cache_dir: Path | None,
     backend: str,
@@ -163,6 +165,71 @@ def extract_command(
             )
         if strict:
             sys.exit(EXIT_FAILED_IMAGES)
+
+
+@cli.command("compare")
+@click.option("-d", "--data", default="digits", show_default=True, help="Data set spec.")
+@click.option("--extractors", default=None, help="Comma-separated names (default: built-ins).")
+@click.option("--classifiers", default="knn,svm,logreg", show_default=True)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("compare-report"),
+    show_default=True,
+    help="Report folder.",
+)
+@click.option("--test-size", default=0.25, show_default=True, help="Held-out share.")
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "-j", "--n-jobs", type=int, default=None, help="Workers (-1: all cores; default: auto)."
+)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def compare_command(
+    data: str,
+    extractors: str | None,
+    classifiers: str,
+    out: Path,
+    test_size: float,
+    seed: int,
+    n_jobs: int | None,
+    cache_dir: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Compare extractors x classifiers on DATA (default: scikit-learn's digits)."""
+    from featkit.evaluate.compare import compare
+
+    result = compare(
+        data,
+        extractors=_split_list(extractors),
+        classifiers=_split_list(classifiers) or [],
+        test_size=test_size,
+        seed=seed,
+        n_jobs=n_jobs,
+        cache_dir=cache_dir,
+        progress=False if quiet else None,
+        log=None if quiet else lambda msg: click.echo(msg, err=True),
+    )
+    result.save(out)
+    if as_json:
+        click.echo(json.dumps({"results": result.ranked(), "skipped": result.skipped}, indent=2))
+        return
+    protocol = result.provenance["protocol"]
+    click.echo(
+        f"{result.provenance['dataset']['name']}: {protocol['n_train']} train / "
+        f"{protocol['n_test']} test images ({protocol['description']}, seed {seed})"
+    )
+    click.echo(result.table())
+    for name, why in result.skipped.items():
+        click.echo(f"skipped {name}: {why}")
+    click.echo(f"report: {out / 'report.md'}")
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
 @cli.command("info")

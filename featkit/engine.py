@@ -39,6 +39,8 @@ __all__ = ["extract"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
+#: With n_jobs=None, workers start only when the job would take longer than this on one core.
+AUTO_PARALLEL_MIN_SECONDS = 3.0
 _VERSIONED = ("numpy", "scikit-learn", "opencv-python-headless", "pillow", "joblib", "torch")
 
 
@@ -56,7 +58,7 @@ def extract(
     extractor: Extractor | str,
     data: Dataset | str | Sequence[Any],
     *,
-    n_jobs: int | None = -1,
+    n_jobs: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | os.PathLike | None = None,
     backend: str | None = "loky",
@@ -71,8 +73,9 @@ def extract(
         A fitted extractor, or a registered name built with default parameters.
     data : Dataset, str or sequence
         A Dataset, a spec for :func:`featkit.load_dataset`, or a sequence of images.
-    n_jobs : int, default=-1
-        joblib workers for CPU extractors (-1: all cores). Small jobs use fewer.
+    n_jobs : int, optional
+        joblib workers (-1: all cores). None (default) uses all cores when the job is long
+        enough to repay starting them (judged by timing the first chunk), else this process.
     batch_size : int, default=64
         Images per chunk: the unit of work, of caching and of resuming.
     cache_dir : path, optional
@@ -109,17 +112,19 @@ def extract(
             pending = _resolve_from_cache(cache, dataset, hashes, blocks, failed, stats)
             bar.update(n - len(pending))
         chunks = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-        n_workers = max(1, min(effective_n_jobs(n_jobs), len(chunks)))
+        n_workers = max(1, min(effective_n_jobs(-1 if n_jobs is None else n_jobs), len(chunks)))
+        engine = {"n_jobs": n_jobs, "n_workers": n_workers, "backend": backend}
         if chunks:
             logger.info(
-                "extracting %d images with %s in %d chunks on %d worker(s)",
+                "extracting %d images with %s in %d chunks on up to %d worker(s)",
                 len(pending),
                 config["name"],
                 len(chunks),
                 n_workers,
             )
         done = n - len(pending)
-        for chunk in _run_chunks(extractor, dataset, chunks, n_workers, backend):
+        runs = _run_chunks(extractor, dataset, chunks, n_workers, backend, n_jobs is None, engine)
+        for chunk in runs:
             _check_dim(blocks, chunk, extractor)
             blocks.append((chunk.ok, chunk.features))
             failed.update(chunk.failed)
@@ -139,7 +144,7 @@ def extract(
     elapsed = time.perf_counter() - started
     fs = _assemble(extractor, dataset, blocks, failed)
     fs.provenance = _provenance(
-        config, dataset, elapsed, n_jobs, n_workers, backend, batch_size, cache, stats, len(failed)
+        config, dataset, elapsed, {**engine, "batch_size": batch_size}, cache, stats, len(failed)
     )
     if failed:
         logger.warning(
@@ -200,16 +205,32 @@ def _run_chunks(
     chunks: list[list[int]],
     n_workers: int,
     backend: str | None,
+    auto: bool,
+    engine: dict[str, Any],
 ) -> Iterator[_Chunk]:
-    tasks = (
-        delayed(_extract_chunk)(extractor, chunk, _take(dataset.items, chunk), n_workers > 1)
-        for chunk in chunks
-    )
+    """Yield chunk results in order, in this process or in ``n_workers`` joblib workers."""
+
+    def here(chunk: list[int]) -> _Chunk:
+        return _extract_chunk(extractor, chunk, _take(dataset.items, chunk), False)
+
+    todo = chunks
+    if auto and n_workers > 1:
+        # Probe with the first chunk here: starting workers (about 2 s with imports) only
+        # pays when the rest of the job would take longer than that on one core.
+        started = time.perf_counter()
+        yield here(chunks[0])
+        estimate = (time.perf_counter() - started) * (len(chunks) - 1)
+        todo = chunks[1:]
+        if estimate < AUTO_PARALLEL_MIN_SECONDS:
+            n_workers = 1
+    engine["n_workers"] = n_workers
     if n_workers == 1:
-        for task in tasks:
-            fn, args, kwargs = task
-            yield fn(*args, **kwargs)
+        yield from (here(chunk) for chunk in todo)
         return
+    tasks = (
+        delayed(_extract_chunk)(extractor, chunk, _take(dataset.items, chunk), True)
+        for chunk in todo
+    )
     # Ordered generator: results stream back as they finish, so each is cached at once.
     yield from Parallel(n_jobs=n_workers, backend=backend, return_as="generator")(tasks)
 
@@ -340,10 +361,7 @@ def _provenance(
     config: dict[str, Any],
     dataset: Dataset,
     elapsed: float,
-    n_jobs: int | None,
-    n_workers: int,
-    backend: str | None,
-    batch_size: int,
+    engine: dict[str, Any],
     cache: FeatureCache | None,
     stats: dict[str, int],
     n_failed: int,
@@ -358,12 +376,7 @@ def _provenance(
         "versions": versions,
         "extractor": config,
         "dataset": dataset.describe(),
-        "engine": {
-            "n_jobs": n_jobs,
-            "n_workers": n_workers,
-            "backend": backend,
-            "batch_size": batch_size,
-        },
+        "engine": engine,
         "cache": None if cache is None else {"dir": str(cache.directory), **stats},
         "counts": {"images": n, "failed": n_failed, "computed": stats["computed_images"]},
         "timing": {

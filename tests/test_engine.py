@@ -264,3 +264,17 @@ def test_in_memory_arrays_and_bad_batch_size(digit_images):
     np.testing.assert_array_equal(fs.y, labels[:30])
     with pytest.raises(featkit.InvalidParameterError, match="batch_size"):
         featkit.extract("pixels", ds, batch_size=0)
+
+
+def test_progress_bar_on_request(digit_folder, capsys):
+    featkit.extract("pixels", digit_folder, n_jobs=1, progress=True)
+    err = capsys.readouterr().err
+    assert "pixels" in err and "/200" in err and "img/s" in err
+    featkit.extract("pixels", digit_folder, n_jobs=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_auto_mode_stays_in_process_for_a_quick_job(digit_folder):
+    fs = featkit.extract("pixels", digit_folder, batch_size=20, progress=False)
+    assert fs.provenance["engine"]["n_jobs"] is None
+    assert fs.provenance["engine"]["n_workers"] == 1  # 200 tiny images: not worth 2 s of start-up
