@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from featkit._version import __version__
-from featkit.exceptions import CacheError
+from featkit.exceptions import CacheError, ImageReadError
+from featkit.io import read_image, stat_image_file
 
 __all__ = ["CacheLookup", "FeatureCache", "content_hash"]
 
@@ -47,9 +49,12 @@ def content_hash(source: Any) -> str:
     elif isinstance(source, np.ndarray):
         h.update(f"ndarray:{source.dtype.str}:{source.shape}".encode())
         h.update(np.ascontiguousarray(source).tobytes())
-    elif hasattr(source, "tobytes") and hasattr(source, "mode"):  # a PIL image
-        h.update(f"pil:{source.mode}:{source.size}".encode())
-        h.update(source.tobytes())
+    elif isinstance(source, Image.Image):
+        # Hash what featkit reads from it, so that the palette, transparency and EXIF
+        # orientation count: raw PIL bytes of two palette images can match while they differ.
+        canonical = read_image(source, mode="unchanged", dtype=np.float32)
+        h.update(f"pil:{canonical.shape}".encode())
+        h.update(canonical.tobytes())
     else:
         raise TypeError(f"cannot hash an image source of type {type(source).__name__}")
     return h.hexdigest()[:32]
@@ -75,7 +80,7 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike, config: dict[str, Any]) -> None:
         name = re.sub(r"[^a-z0-9_.-]+", "_", str(config.get("name", "extractor")).lower())
-        self.directory = Path(root) / LAYOUT / name / config_key(config)
+        self.directory = Path(root).expanduser() / LAYOUT / name / config_key(config)
         self.config = config
         self.writable = True
         try:
@@ -92,12 +97,20 @@ class FeatureCache:
         out: list[tuple[str | None, str]] = []
         for item in items:
             try:
-                digest = memo.get(item) if isinstance(item, (str, os.PathLike)) else None
-                out.append((digest or content_hash(item), ""))
-                if digest is None and isinstance(item, (str, os.PathLike)):
-                    memo.put(item, out[-1][0])  # type: ignore[arg-type]
-            except OSError as exc:  # missing or unreadable file: nothing to hash or extract
-                out.append((None, exc.strerror or str(exc)))
+                if isinstance(item, (str, os.PathLike)):
+                    # The same checks and reasons as reading: never open a FIFO or device.
+                    info = stat_image_file(item)
+                    digest = memo.get(item, info)
+                    if digest is None:
+                        digest = content_hash(item)
+                        memo.put(item, info, digest)
+                else:
+                    digest = content_hash(item)
+                out.append((digest, ""))
+            except ImageReadError as exc:
+                out.append((None, exc.reason))
+            except OSError as exc:  # vanished or unreadable between stat and read
+                out.append((None, f"cannot read the file: {exc.strerror or exc}"))
             except TypeError as exc:
                 out.append((None, str(exc)))
         memo.save()
@@ -181,23 +194,23 @@ class _FileHashMemo:
         self.path = path
         self.dirty = False
         try:
-            self.entries: dict[str, list[Any]] = json.loads(path.read_text())
+            entries = json.loads(path.read_text())
         except (OSError, ValueError):
-            self.entries = {}
+            entries = {}
+        self.entries: dict[str, list[Any]] = entries if isinstance(entries, dict) else {}
 
     @staticmethod
-    def _signature(item: str | os.PathLike) -> tuple[str, list[int]]:
-        st = os.stat(item)
+    def _signature(item: str | os.PathLike, st: os.stat_result) -> tuple[str, list[int]]:
         sig = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         return os.path.abspath(item), sig
 
-    def get(self, item: str | os.PathLike) -> str | None:
-        key, sig = self._signature(item)
+    def get(self, item: str | os.PathLike, st: os.stat_result) -> str | None:
+        key, sig = self._signature(item, st)
         entry = self.entries.get(key)
-        return entry[4] if entry is not None and entry[:4] == sig else None
+        return entry[4] if isinstance(entry, list) and entry[:4] == sig else None
 
-    def put(self, item: str | os.PathLike, digest: str) -> None:
-        key, sig = self._signature(item)
+    def put(self, item: str | os.PathLike, st: os.stat_result, digest: str) -> None:
+        key, sig = self._signature(item, st)
         self.entries[key] = [*sig, digest]
         self.dirty = True
 

@@ -34,7 +34,11 @@ class _Group(click.Group):
             click.echo(f"featkit: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("featkit: interrupted (finished chunks are kept in the cache)", err=True)
+            click.echo(
+                "featkit: interrupted (with --cache-dir, finished chunks are kept and a re-run "
+                "resumes)",
+                err=True,
+            )
             ctx.exit(130)
 
 
@@ -112,7 +116,9 @@ def describe_command(name: str, as_json: bool) -> None:
 )
 @click.option("--batch-size", default=64, show_default=True, help="Images per chunk.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache.")
-@click.option("--backend", default="loky", show_default=True, help="joblib backend.")
+@click.option("--backend", default=None, help="joblib backend (default: loky).")
+@click.option("--fit-data", default=None, help="Images to fit a learning extractor on.")
+@click.option("--fit-split", default=None, help="Split of DATA to fit a learning extractor on.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any image could not be used.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def extract_command(
@@ -125,17 +131,28 @@ def extract_command(
     n_jobs: int | None,
     batch_size: int,
     cache_dir: Path | None,
-    backend: str,
+    backend: str | None,
+    fit_data: str | None,
+    fit_split: str | None,
     strict: bool,
     quiet: bool,
 ) -> None:
-    """Extract features of every image in DATA and save them as a FeatureSet in OUT."""
+    """Extract features of every image in DATA and save them as a FeatureSet in OUT.
+
+    Extractors that learn from images (codebooks) are fitted first: on --fit-data, on
+    --fit-split of DATA, or on DATA's own 'train' split.
+    """
     from featkit.data import load_dataset
     from featkit.engine import extract
+    from featkit.features import check_output_folder
     from featkit.registry import create_extractor
 
+    check_output_folder(out.expanduser())  # fail now, not after the extraction
     extractor = create_extractor(extractor_name, **parse_params(params))
-    dataset = load_dataset(data, domain=list(domain) or None, split=split)
+    full = load_dataset(data)
+    dataset = full.select(domain=list(domain) or None, split=split) if domain or split else full
+    if extractor.requires_fit:
+        _fit_extractor(extractor, extractor_name, full, fit_data, fit_split, quiet)
     features = extract(
         extractor,
         dataset,
@@ -165,6 +182,32 @@ def extract_command(
             )
         if strict:
             sys.exit(EXIT_FAILED_IMAGES)
+
+
+def _fit_extractor(
+    extractor: Any,
+    name: str,
+    full: Any,
+    fit_data: str | None,
+    fit_split: str | None,
+    quiet: bool,
+) -> None:
+    from featkit.data import load_dataset
+
+    if fit_data is not None:
+        fit_set = load_dataset(fit_data)
+    elif fit_split is not None:
+        fit_set = full.select(split=fit_split)
+    elif full.splits is not None and "train" in set(full.splits.tolist()):
+        fit_set = full.select(split="train")
+    else:
+        raise InvalidParameterError(
+            f"{name} learns from images (a codebook): pass --fit-data SPEC (training images) "
+            "or --fit-split SPLIT"
+        )
+    if not quiet:
+        click.echo(f"fitting {name} on {len(fit_set)} images", err=True)
+    extractor.fit(fit_set)
 
 
 @cli.command("compare")
@@ -266,7 +309,8 @@ def info_command(directory: Path, as_json: bool) -> None:
         click.echo(f"  splits: {', '.join(summary['splits'])}")
     click.echo(f"  failed images: {summary['failed']}")
     if summary["created"]:
-        click.echo(f"  created: {summary['created']} with featkit {summary['versions']['featkit']}")
+        made_with = (summary["versions"] or {}).get("featkit", "?")
+        click.echo(f"  created: {summary['created']} with featkit {made_with}")
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, Any]:

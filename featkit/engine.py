@@ -39,6 +39,8 @@ __all__ = ["extract"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
+#: An extractor failing on this many readable images before any success stops the run.
+MAX_FAILURES_WITHOUT_SUCCESS = 16
 #: With n_jobs=None, workers start only when the job would take longer than this on one core.
 AUTO_PARALLEL_MIN_SECONDS = 3.0
 _VERSIONED = ("numpy", "scikit-learn", "opencv-python-headless", "pillow", "joblib", "torch")
@@ -51,7 +53,8 @@ class _Chunk:
     positions: list[int]  # dataset positions of the chunk's images
     features: np.ndarray  # (n_ok, d)
     ok: list[int] = field(default_factory=list)  # dataset positions with a row, in row order
-    failed: dict[int, str] = field(default_factory=dict)  # dataset position -> reason
+    unreadable: dict[int, str] = field(default_factory=dict)  # position -> why it can't be read
+    failed: dict[int, str] = field(default_factory=dict)  # position -> why extraction failed
 
 
 def extract(
@@ -61,7 +64,7 @@ def extract(
     n_jobs: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | os.PathLike | None = None,
-    backend: str | None = "loky",
+    backend: str | None = None,
     progress: bool | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> FeatureSet:
@@ -81,8 +84,9 @@ def extract(
     cache_dir : path, optional
         Folder of the feature cache; a re-run (or a run resumed after a crash) computes
         only the images whose rows are not there yet.
-    backend : str, default="loky"
-        joblib backend ("loky", "threading", "multiprocessing", or "dask" with a client).
+    backend : str, optional
+        joblib backend ("loky", "threading", "multiprocessing", ...). None uses joblib's
+        current one (loky, unless a ``joblib.parallel_config`` context says otherwise).
     progress : bool, optional
         Show a progress bar; by default only on a terminal.
     on_chunk : callable, optional
@@ -92,8 +96,7 @@ def extract(
     if isinstance(extractor, str):
         extractor = create_extractor(extractor)
     dataset = _as_dataset(data)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _validate_engine_args(n_jobs, batch_size, backend)
     extractor.validate_params()
     extractor._check_fitted()
     config = extractor.config
@@ -123,24 +126,34 @@ def extract(
                 n_workers,
             )
         done = n - len(pending)
+        n_rows, n_extraction_failures = 0, 0
         runs = _run_chunks(extractor, dataset, chunks, n_workers, backend, n_jobs is None, engine)
         for chunk in runs:
             _check_dim(blocks, chunk, extractor)
             blocks.append((chunk.ok, chunk.features))
+            failed.update(chunk.unreadable)
             failed.update(chunk.failed)
+            n_rows += len(chunk.ok)
+            n_extraction_failures += len(chunk.failed)
+            if n_rows == 0 and n_extraction_failures >= MAX_FAILURES_WITHOUT_SUCCESS:
+                _raise_systematic(extractor, n_extraction_failures, chunk.failed)
             stats["computed_images"] += len(chunk.positions)
             stats["chunks_computed"] += 1
             if cache is not None:
+                # Only unreadable images are remembered as failures: they depend on the file
+                # alone, while an extractor error may be fixed or transient (memory).
                 cache.write(
                     [hashes[p] for p in chunk.ok],  # type: ignore[misc]
                     chunk.features,
-                    {hashes[p]: r for p, r in chunk.failed.items() if hashes[p] is not None},
+                    {hashes[p]: r for p, r in chunk.unreadable.items() if hashes[p] is not None},
                 )
             done += len(chunk.positions)
             bar.update(len(chunk.positions))
             if on_chunk is not None:
                 on_chunk(done, n)
 
+    if n_rows == 0 and n_extraction_failures and not _blocks_have_rows(blocks):
+        _raise_systematic(extractor, n_extraction_failures, failed)
     elapsed = time.perf_counter() - started
     fs = _assemble(extractor, dataset, blocks, failed)
     fs.provenance = _provenance(
@@ -155,6 +168,37 @@ def extract(
             fs.failed[0]["reason"],
         )
     return fs
+
+
+def _validate_engine_args(n_jobs: Any, batch_size: Any, backend: Any) -> None:
+    """Check the engine's own arguments before any work starts."""
+    from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
+
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
+        raise InvalidParameterError(f"n_jobs must be an integer or None, got {n_jobs!r}")
+    if n_jobs == 0:
+        raise InvalidParameterError("n_jobs must not be 0: use None (auto), -1 (all cores) or k")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+    known = sorted(set(BACKENDS) | set(EXTERNAL_BACKENDS))
+    if backend is not None and backend not in known:
+        raise InvalidParameterError(
+            f"unknown joblib backend {backend!r}; known backends: {', '.join(known)}"
+        )
+
+
+def _blocks_have_rows(blocks: list[tuple[list[int], np.ndarray]]) -> bool:
+    """Whether any block holds at least one feature row (from the cache or this run)."""
+    return any(len(positions) for positions, _ in blocks)
+
+
+def _raise_systematic(extractor: Extractor, count: int, failures: dict[int, str]) -> None:
+    first = next(iter(failures.values()), "")
+    raise FeatkitError(
+        f"{extractor.name or type(extractor).__name__} failed on all {count} readable images "
+        f"it tried and succeeded on none; this is a bug or a bad parameter, not bad images. "
+        f"First error: {first}"
+    )
 
 
 def _as_dataset(data: Dataset | str | Sequence[Any]) -> Dataset:
@@ -249,32 +293,30 @@ def _extract_chunk(
         prepared: list[np.ndarray] = []
         ok: list[int] = []
         failed: dict[int, str] = {}
+        unreadable: dict[int, str] = {}
         for pos, item in zip(positions, items, strict=True):
             try:
                 prepared.append(extractor.prepare(item))
                 ok.append(pos)
             except ImageReadError as exc:
-                failed[pos] = exc.reason
+                unreadable[pos] = exc.reason
         try:
             features = extractor.transform_prepared(prepared)
         except Exception as exc:
-            if len(prepared) < 2:
-                features, ok, failed = _one_by_one(extractor, prepared, ok, failed)
-            else:
-                features, ok2, failed2 = _one_by_one(extractor, prepared, ok, dict(failed))
-                if not ok2:
-                    # Every image failing the same way is a bug or a bad parameter, not a bad
-                    # image: stop (finished chunks are already cached) instead of hiding it.
-                    raise exc
-                ok, failed = ok2, failed2
-    return _Chunk(positions=list(positions), features=features, ok=ok, failed=failed)
+            features, kept, failed = _one_by_one(extractor, prepared, ok)
+            if not kept and len(prepared) >= 2:
+                # Every image failing the same way is a bug or a bad parameter, not a bad
+                # image: stop (finished chunks are already cached) instead of hiding it.
+                raise exc
+            ok = kept
+    return _Chunk(list(positions), features, ok=ok, unreadable=unreadable, failed=failed)
 
 
 def _one_by_one(
-    extractor: Extractor, prepared: list[np.ndarray], ok: list[int], failed: dict[int, str]
+    extractor: Extractor, prepared: list[np.ndarray], ok: list[int]
 ) -> tuple[np.ndarray, list[int], dict[int, str]]:
     """Describe images one at a time to isolate the ones that make the extractor fail."""
-    rows, kept = [], []
+    rows, kept, failed = [], [], {}
     for pos, image in zip(ok, prepared, strict=True):
         try:
             rows.append(extractor.transform_prepared([image])[0])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 
 class FeatkitError(Exception):
     """Base class of every error featkit raises on purpose."""
@@ -53,6 +55,10 @@ class InvalidParameterError(FeatkitError, ValueError):
 
 class DatasetError(FeatkitError, ValueError):
     """A data set specification cannot be resolved or its files are malformed."""
+
+
+class NotFittedError(FeatkitError, _SklearnNotFittedError):
+    """An extractor that learns from images (a codebook) was used before ``fit``."""
 
 
 class CacheError(FeatkitError):

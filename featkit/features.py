@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -132,16 +134,37 @@ class FeatureSet:
         )
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``X.npy``, ``y.npy``, ``ids.npy`` (and domains/splits) and ``featureset.json``."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        """Write ``X.npy``, ``y.npy``, ``ids.npy`` (and domains/splits) and ``featureset.json``.
+
+        The folder is written beside its destination and renamed into place, so a crash
+        never leaves a mix of old and new files; an existing FeatureSet there is replaced.
+        """
+        out = Path(directory).expanduser()
+        check_output_folder(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            self._write(staging)
+            if out.exists():
+                old = out.with_name(f".{out.name}.old-{os.getpid()}")
+                os.replace(out, old)
+                os.replace(staging, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return out
+
+    def _write(self, out: Path) -> None:
         arrays = {"X": np.ascontiguousarray(self.X, dtype=np.float32), "y": self.y, "ids": self.ids}
         if self.domains is not None:
             arrays["domains"] = self.domains
         if self.splits is not None:
             arrays["splits"] = self.splits
         for key, value in arrays.items():
-            _atomic_save(out / f"{key}.npy", value)
+            np.save(out / f"{key}.npy", value, allow_pickle=False)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -152,15 +175,15 @@ class FeatureSet:
             "failed": self.failed,
             "provenance": self.provenance,
         }
-        tmp = out / "featureset.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, default=str))
-        os.replace(tmp, out / "featureset.json")
-        return out
+        (out / "featureset.json").write_text(json.dumps(manifest, indent=2, default=str))
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, mmap: bool = True) -> FeatureSet:
-        """Read a FeatureSet written by :meth:`save`; ``mmap`` maps ``X`` instead of reading it."""
-        src = Path(directory)
+        """Read a FeatureSet written by :meth:`save` (or an ``.npz`` of features, see
+        :meth:`from_npz`); ``mmap`` maps ``X`` instead of reading it."""
+        src = Path(directory).expanduser()
+        if src.suffix.lower() == ".npz" and src.is_file():
+            return cls.from_npz(src)
         manifest_path = src / "featureset.json"
         if not manifest_path.is_file():
             raise DatasetError(f"{src} is not a saved FeatureSet: featureset.json is missing")
@@ -168,8 +191,11 @@ class FeatureSet:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise DatasetError(f"cannot read {manifest_path}: {exc}") from exc
-        if manifest.get("format") != FORMAT:
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise DatasetError(f"{manifest_path} is not a featkit FeatureSet manifest")
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise DatasetError(f"{manifest_path} is damaged: {problem}")
         if manifest.get("format_version", 0) > FORMAT_VERSION:
             raise DatasetError(
                 f"{src} was written by a newer featkit (format {manifest['format_version']}); "
@@ -182,6 +208,12 @@ class FeatureSet:
                 arrays[key] = np.load(path, mmap_mode="r" if mmap and key == "X" else None)
             except (OSError, ValueError) as exc:
                 raise DatasetError(f"cannot read {path}: {exc}") from exc
+        expected = (manifest["n"], manifest["dim"])
+        if arrays["X"].shape != expected:
+            raise DatasetError(
+                f"{src}: X.npy has shape {arrays['X'].shape} but the manifest says {expected}; "
+                "the folder was modified or partly written"
+            )
         return cls(
             X=arrays["X"],
             y=arrays["y"],
@@ -194,8 +226,26 @@ class FeatureSet:
         )
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-    os.replace(tmp, path)
+def check_output_folder(out: Path) -> None:
+    """Refuse a destination that is a file, or a non-empty folder that is not a FeatureSet."""
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"cannot save features to {out}: it is a file")
+    if out.is_dir() and any(out.iterdir()) and not (out / "featureset.json").is_file():
+        raise DatasetError(
+            f"cannot save features to {out}: it is a non-empty folder that is not a FeatureSet"
+        )
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    checks = {
+        "n": lambda v: isinstance(v, int) and v >= 0,
+        "dim": lambda v: isinstance(v, int) and v >= 0,
+        "arrays": lambda v: isinstance(v, list) and {"X", "y", "ids"} <= set(v),
+        "class_names": lambda v: isinstance(v, list),
+        "failed": lambda v: isinstance(v, list),
+        "provenance": lambda v: isinstance(v, dict),
+    }
+    for key, ok in checks.items():
+        if key not in manifest or not ok(manifest[key]):
+            return f"missing or invalid {key!r}"
+    return None

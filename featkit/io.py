@@ -44,7 +44,14 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from featkit.exceptions import ImageReadError, InvalidParameterError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageInput", "is_image_file", "read_image", "resize_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageInput",
+    "is_image_file",
+    "read_image",
+    "resize_image",
+    "stat_image_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +207,9 @@ def _check_dtype(dtype: Any) -> np.dtype:
 # --------------------------------------------------------------------------- sources
 
 
-def _from_path(source: str | os.PathLike) -> tuple[np.ndarray, float]:
+def stat_image_file(source: str | os.PathLike) -> os.stat_result:
+    """``os.stat`` of an image file, or ImageReadError if it is missing, a folder, not a
+    regular file (a FIFO or device would block a reader) or empty."""
     try:
         path = os.fspath(source)
         info = os.stat(path)
@@ -215,7 +224,12 @@ def _from_path(source: str | os.PathLike) -> tuple[np.ndarray, float]:
         raise ImageReadError(source, "not a regular file")
     if info.st_size == 0:
         raise ImageReadError(source, "empty file (0 bytes)")
-    return _decode(path, source)
+    return info
+
+
+def _from_path(source: str | os.PathLike) -> tuple[np.ndarray, float]:
+    stat_image_file(source)
+    return _decode(os.fspath(source), source)
 
 
 def _from_bytes(source: bytes | bytearray | memoryview) -> tuple[np.ndarray, float]:

@@ -1,7 +1,8 @@
 """Conformance checks for extractors, in the spirit of ``sklearn.utils.estimator_checks``.
 
 ``check_extractor("pixels")`` runs every check and raises AssertionError naming the first
-that fails. Plugin authors call it in one line from their own tests.
+that fails. Plugin authors call it in one line from their own tests. Global extractors are
+checked through ``transform``; local ones (``kind == "local"``) through ``describe``.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def check_picklable(extractor: Extractor, images: list[np.ndarray]) -> None:
 
 
 def check_config(extractor: Extractor, images: list[np.ndarray]) -> None:
-    """config is JSON-serialisable, equal for clones, and changes with a parameter."""
+    """config is JSON-serialisable, equal for clones, and names the extractor and version."""
     config = extractor.config
     json.dumps(config)
     assert config == clone(extractor).config, "a clone has a different config"
@@ -138,6 +139,51 @@ def check_input_kinds(extractor: Extractor, images: list[np.ndarray]) -> None:
         )
 
 
+def check_local_output(extractor: Extractor, images: list[np.ndarray]) -> None:
+    """describe() gives, per image, float32 (m, D) descriptors with xy in [0, 1)."""
+    est = _fitted(extractor, images)
+    sets = est.describe(images)
+    assert len(sets) == len(images), f"describe returned {len(sets)} sets for {len(images)} images"
+    dim = est.descriptor_dim()
+    for i, lf in enumerate(sets):
+        assert lf.descriptors.dtype == np.float32, f"image {i}: {lf.descriptors.dtype} descriptors"
+        assert lf.descriptors.ndim == 2 and lf.descriptors.shape[1] == dim, (
+            f"image {i}: descriptors of shape {lf.descriptors.shape}, expected (m, {dim})"
+        )
+        assert np.isfinite(lf.descriptors).all(), f"image {i}: NaN or inf descriptors"
+        assert ((lf.xy >= 0) & (lf.xy < 1)).all(), f"image {i}: xy outside [0, 1)"
+
+
+def check_local_batch_invariance(extractor: Extractor, images: list[np.ndarray]) -> None:
+    """Each image's descriptors do not depend on the rest of its batch, and repeat exactly."""
+    est = _fitted(extractor, images)
+    together = est.describe(images)
+    again = _fitted(extractor, images).describe(images)
+    for i, img in enumerate(images):
+        (alone,) = est.describe([img])
+        np.testing.assert_allclose(alone.descriptors, together[i].descriptors, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(alone.xy, together[i].xy)
+        np.testing.assert_array_equal(again[i].descriptors, together[i].descriptors)
+
+
+def check_local_picklable(extractor: Extractor, images: list[np.ndarray]) -> None:
+    """A local extractor survives pickling with the same descriptors and config."""
+    est = _fitted(extractor, images)
+    copy = pickle.loads(pickle.dumps(est))
+    for a, b in zip(copy.describe(images), est.describe(images), strict=True):
+        np.testing.assert_array_equal(a.descriptors, b.descriptors)
+    assert copy.config == est.config, "config changed after pickling"
+
+
+LOCAL_CHECKS: tuple[Check, ...] = (
+    check_get_set_params,
+    check_fit_returns_self,
+    check_local_output,
+    check_local_batch_invariance,
+    check_local_picklable,
+    check_config,
+)
+
 CHECKS: tuple[Check, ...] = (
     check_get_set_params,
     check_fit_returns_self,
@@ -154,7 +200,7 @@ def extractor_checks(extractor: Extractor | str) -> Iterator[tuple[str, Callable
     """(check name, zero-argument callable) pairs, for ``pytest.mark.parametrize``."""
     est = _resolve(extractor)
     images = sample_images()
-    for check in CHECKS:
+    for check in LOCAL_CHECKS if getattr(est, "kind", "global") == "local" else CHECKS:
         yield check.__name__, (lambda c=check: c(est, images))
 
 

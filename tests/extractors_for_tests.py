@@ -6,6 +6,7 @@ import time
 
 import cv2
 import numpy as np
+import torch
 from threadpoolctl import threadpool_info
 
 from featkit.extractors.base import Extractor, InputSpec
@@ -13,17 +14,18 @@ from featkit.extractors.pixels import PixelsExtractor
 
 
 class ThreadProbe(Extractor):
-    """Features are the thread counts seen while extracting: OpenCV's and the BLAS maximum."""
+    """Features are the thread counts seen while extracting: OpenCV's, the BLAS maximum and
+    torch's (this module imports torch, as a CNN extractor's module would)."""
 
     def input_spec(self) -> InputSpec:
         return InputSpec(color="gray", size=(4, 4))
 
     def _feature_dim(self) -> int:
-        return 2
+        return 3
 
     def _transform_one(self, image: np.ndarray) -> np.ndarray:
         blas = max((p["num_threads"] for p in threadpool_info()), default=1)
-        return np.array([cv2.getNumThreads(), blas], dtype=np.float32)
+        return np.array([cv2.getNumThreads(), blas, torch.get_num_threads()], dtype=np.float32)
 
 
 class FailsOnBrightImages(PixelsExtractor):
@@ -51,3 +53,12 @@ class SlowPixels(PixelsExtractor):
     def _transform(self, images: list[np.ndarray]) -> np.ndarray:
         time.sleep(self.delay)
         return super()._transform(images)
+
+
+class BrokenOnEveryImage(PixelsExtractor):
+    """Raises inside the extractor for every image, one image per chunk (batch_size=1)."""
+
+    calls = 0
+
+    def _transform(self, images: list[np.ndarray]) -> np.ndarray:
+        raise RuntimeError("out of memory")

@@ -355,3 +355,23 @@ def test_usps_download_failure_is_wrapped(no_data_anywhere, monkeypatch):
     with pytest.raises(DatasetError, match=re.escape("usps.bz2")) as info:
         load_usps(root=no_data_anywhere / "empty", download=True)
     assert isinstance(info.value.__cause__, urllib.error.URLError)
+
+
+def test_fashion_mnist_pixels_equal_torchvisions_reader(tmp_path):
+    """An independent IDX reader (torchvision's) agrees on the Debian files, image by image."""
+    import gzip
+    import shutil
+
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    src = Path("/usr/share/datasets/fashion-mnist")
+    if not (src / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian package dataset-fashion-mnist is not installed")
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with gzip.open(src / f"{name}.gz") as fin, open(tmp_path / name, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    images = read_image_file(str(tmp_path / "t10k-images-idx3-ubyte")).numpy()
+    labels = read_label_file(str(tmp_path / "t10k-labels-idx1-ubyte")).numpy()
+    test = builtin.load_fashion_mnist(download=False).select(split="test")
+    np.testing.assert_array_equal(test.items, images)
+    np.testing.assert_array_equal(test.labels, labels)

@@ -145,3 +145,44 @@ def test_subset_and_select_keep_columns_aligned(tmp_path, digit_images):
     assert [sub.class_names[i] for i in sub.labels] == [str(v) for v in labels[5:10]]
     with pytest.raises(featkit.DatasetError, match="no split"):
         ds.select(split="train")
+
+
+def test_npz_layout_scale_and_unlabelled_rows(tmp_path, digit_images, caplog):
+    images, labels = digit_images
+    chw = np.repeat(images[:4, None], 3, axis=1)  # (n, 3, 8, 8)
+    np.savez(tmp_path / "chw.npz", X=chw, y=labels[:4])
+    with pytest.raises(featkit.DatasetError, match="channels-first"):
+        load_dataset(tmp_path / "chw.npz")
+
+    scaled = images[:6].astype(np.float32)  # floats on a 0..255 scale
+    y = labels[:6].copy()
+    y[0] = -1
+    np.savez(tmp_path / "f255.npz", X=scaled, y=y)
+    ds = load_dataset(tmp_path / "f255.npz")
+    assert ds.labels[0] == -1 and "-1" not in ds.class_names
+    X = featkit.create_extractor("pixels", size=8).transform(ds)
+    np.testing.assert_allclose(X, images[:6].reshape(6, -1) / 255.0, atol=1e-6)  # one scale
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_broken_symlinks_are_reported_not_lost(digit_folder):
+    (digit_folder / "class_1" / "dangling.png").symlink_to(digit_folder / "nowhere.png")
+    fs = featkit.extract("pixels", digit_folder, n_jobs=1, progress=False)
+    assert [f["id"] for f in fs.failed] == ["class_1/dangling.png"]
+    assert "no such file" in fs.failed[0]["reason"]
+
+
+def test_compare_leaves_out_unlabelled_images(tmp_path, digit_images):
+    from featkit.evaluate import compare
+
+    images, labels = digit_images
+    lines = ["path,label"]
+    for i in range(60):
+        Image.fromarray(images[i]).save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png,{labels[i] if i % 10 else ''}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    result = compare(tmp_path / "m.csv", extractors=["pixels"], classifiers=["knn"])
+    protocol = result.provenance["protocol"]
+    assert protocol["unlabelled_left_out"] == 6
+    assert protocol["n_train"] + protocol["n_test"] == 54
+    assert "random" in protocol["description"] or "stratified" in protocol["description"]

@@ -79,6 +79,7 @@ def test_one_and_two_workers_give_identical_arrays(digit_folder):
 def test_workers_are_pinned_to_one_thread(digit_folder):
     fs = featkit.extract(ThreadProbe(), digit_folder, n_jobs=2, batch_size=20, progress=False)
     assert fs.provenance["engine"]["n_workers"] == 2
+    assert fs.X.shape[1] == 3  # OpenCV, BLAS and torch threads
     assert (fs.X == 1).all(), np.unique(fs.X, axis=0)
 
 
@@ -103,14 +104,15 @@ def test_cache_rerun_computes_nothing_and_matches(digit_folder, tmp_path):
     first = featkit.extract(
         "pixels", digit_folder, cache_dir=cache, batch_size=32, n_jobs=1, progress=False
     )
-    assert first.provenance["cache"]["computed_images"] == 200
+    # The zero-byte file is refused by its size before any chunk: 199 images are computed.
+    assert first.provenance["cache"]["computed_images"] == 199
     assert first.provenance["cache"]["chunks_computed"] == 7
     again = featkit.extract(
         "pixels", digit_folder, cache_dir=cache, batch_size=32, n_jobs=1, progress=False
     )
     assert again.provenance["cache"]["computed_images"] == 0
     assert again.provenance["cache"]["chunks_computed"] == 0
-    assert again.provenance["cache"]["cached_images"] == 200
+    assert again.provenance["cache"]["cached_images"] == 199  # + the zero-byte file, by size
     np.testing.assert_array_equal(first.X, again.X)
     assert first.failed == again.failed
 
@@ -278,3 +280,130 @@ def test_auto_mode_stays_in_process_for_a_quick_job(digit_folder):
     fs = featkit.extract("pixels", digit_folder, batch_size=20, progress=False)
     assert fs.provenance["engine"]["n_jobs"] is None
     assert fs.provenance["engine"]["n_workers"] == 1  # 200 tiny images: not worth 2 s of start-up
+
+
+def test_pil_images_with_different_palettes_are_not_confused(tmp_path):
+    from PIL import Image
+
+    indices = np.arange(64, dtype=np.uint8).reshape(8, 8) % 4
+    images = []
+    for palette in (
+        [255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9],
+        [9, 9, 9, 0, 0, 255, 0, 255, 0, 255, 0, 0],
+    ):
+        img = Image.fromarray(indices, mode="P")
+        img.putpalette(palette + [0] * (768 - len(palette)))
+        images.append(img)
+    extractor = featkit.create_extractor("pixels", size=8, color="rgb")
+    direct = extractor.transform(images)
+    assert not np.array_equal(direct[0], direct[1])
+    cache = tmp_path / "cache"
+    featkit.extract(extractor, images[:1], cache_dir=cache, n_jobs=1, progress=False)
+    fs = featkit.extract(extractor, images[1:], cache_dir=cache, n_jobs=1, progress=False)
+    assert fs.provenance["cache"]["cached_images"] == 0
+    np.testing.assert_array_equal(fs.X[0], direct[1])
+
+
+def test_fifo_in_a_manifest_with_cache_is_reported_not_hung(digit_folder, tmp_path):
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    images = sorted(digit_folder.rglob("*.png"))[:5]
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path,label\n" + "".join(f"{p},x\n" for p in [*images, fifo]))
+    fs = featkit.extract("pixels", manifest, cache_dir=tmp_path / "c", n_jobs=1, progress=False)
+    assert len(fs) == 5
+    assert [(f["source"], f["reason"]) for f in fs.failed] == [(str(fifo), "not a regular file")]
+
+
+def test_systematic_failure_one_image_per_chunk_raises_and_is_not_cached(digit_folder, tmp_path):
+    from tests.extractors_for_tests import BrokenOnEveryImage
+
+    cache = tmp_path / "cache"
+    with pytest.raises(featkit.FeatkitError, match="failed on all 16 readable images"):
+        featkit.extract(
+            BrokenOnEveryImage(),
+            digit_folder,
+            batch_size=1,
+            cache_dir=cache,
+            n_jobs=1,
+            progress=False,
+        )
+    # Nothing about those images was remembered: a fixed extractor recomputes them all.
+    fs = featkit.extract(
+        featkit.create_extractor("pixels"), digit_folder, cache_dir=cache, n_jobs=1, progress=False
+    )
+    assert len(fs) == 200 and fs.provenance["cache"]["cached_images"] == 0
+
+
+def test_extraction_failures_are_retried_on_a_rerun(digit_images, tmp_path):
+    images = digit_images[0][:40].copy()
+    images[7] = 255
+    cache = tmp_path / "cache"
+    first = featkit.extract(
+        FailsOnBrightImages(size=8), list(images), cache_dir=cache, n_jobs=1, progress=False
+    )
+    again = featkit.extract(
+        FailsOnBrightImages(size=8), list(images), cache_dir=cache, n_jobs=1, progress=False
+    )
+    assert len(first.failed) == len(again.failed) == 1
+    assert again.provenance["cache"]["computed_images"] == 1  # retried, not read from cache
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_jobs": 0}, "n_jobs must not be 0"),
+        ({"n_jobs": 1.5}, "n_jobs must be an integer"),
+        ({"backend": "nope"}, "unknown joblib backend 'nope'"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ],
+)
+def test_invalid_engine_arguments_fail_before_any_work(kwargs, message, digit_images):
+    with pytest.raises(featkit.InvalidParameterError, match=message):
+        featkit.extract("pixels", list(digit_images[0][:5]), progress=False, **kwargs)
+
+
+def test_cache_dir_expands_the_home_folder(digit_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    featkit.extract(
+        "pixels", list(digit_images[0][:5]), cache_dir="~/fk-cache", n_jobs=1, progress=False
+    )
+    assert (tmp_path / "fk-cache" / LAYOUT).is_dir()
+    assert not Path("~").exists()
+
+
+def test_sigkill_with_two_workers_at_an_arbitrary_moment(digit_folder, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(RESUMABLE_SCRIPT.replace("n_jobs=1", "n_jobs=2"))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(digit_folder), str(cache), "0.2"], env=env
+    )
+    # Kill while workers run, not right after a commit: wait for the first chunk, then a
+    # delay that is not a multiple of a chunk's duration.
+    deadline = time.monotonic() + 60
+    while not _chunk_manifests(cache) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.33)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(_chunk_manifests(cache))
+    assert 1 <= done < 20
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(digit_folder), str(cache), "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert stats["chunks_computed"] == 20 - done
+    reference = featkit.extract("pixels", digit_folder, n_jobs=1, progress=False)
+    from tests.extractors_for_tests import SlowPixels
+
+    final = featkit.extract(
+        SlowPixels(), digit_folder, cache_dir=cache, batch_size=10, n_jobs=1, progress=False
+    )
+    assert final.provenance["cache"]["computed_images"] == 0
+    np.testing.assert_array_equal(final.X, reference.X)

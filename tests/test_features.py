@@ -75,3 +75,49 @@ def test_from_npz(tmp_path):
     fs = FeatureSet.from_npz(tmp_path / "f.npz")
     assert fs.X.dtype == np.float32 and fs.class_names == ["cat", "dog"]
     np.testing.assert_array_equal(fs.y, [0, 1] * 4)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda m: m.pop("arrays"), "missing or invalid 'arrays'"),
+        (lambda m: m.update(provenance=[]), "missing or invalid 'provenance'"),
+        (lambda m: m.update(n="twelve"), "missing or invalid 'n'"),
+    ],
+)
+def test_damaged_manifests_give_clear_errors(tmp_path, mutate, message):
+    _example().save(tmp_path / "fs")
+    path = tmp_path / "fs" / "featureset.json"
+    manifest = json.loads(path.read_text())
+    mutate(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(featkit.DatasetError, match=message):
+        FeatureSet.load(tmp_path / "fs")
+
+
+def test_arrays_that_disagree_with_the_manifest_are_refused(tmp_path):
+    _example().save(tmp_path / "fs")
+    np.save(tmp_path / "fs" / "X.npy", np.zeros((12, 100), np.float32))
+    with pytest.raises(featkit.DatasetError, match=r"shape \(12, 100\).*\(12, 5\)"):
+        FeatureSet.load(tmp_path / "fs")
+
+
+def test_save_replaces_a_featureset_and_refuses_other_targets(tmp_path):
+    _example(n=12).save(tmp_path / "fs")
+    _example(n=6).save(tmp_path / "fs")
+    assert len(FeatureSet.load(tmp_path / "fs")) == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["fs"]  # no staging folders left
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(featkit.DatasetError, match="it is a file"):
+        _example().save(tmp_path / "file")
+
+
+def test_paths_expand_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _example().save("~/feats")
+    assert len(FeatureSet.load("~/feats")) == 12
+
+
+def test_load_reads_a_features_npz(tmp_path):
+    np.savez(tmp_path / "f.npz", X=np.ones((3, 2)), y=[0, 1, 1])
+    assert FeatureSet.load(tmp_path / "f.npz").X.shape == (3, 2)

@@ -59,3 +59,14 @@ def test_works_in_a_pipeline_with_grid_search(digit_images):
     search.fit(list(images[:300]), labels[:300])
     assert search.best_params_["features__size"] in (4, 8)
     assert search.score(list(images[300:500]), labels[300:500]) > 0.8
+
+
+def test_shrinking_averages_like_a_box_filter():
+    # An independent reference: PIL's BOX filter equals area interpolation for integer factors.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    X = PixelsExtractor(size=16).transform([image])[0]
+    box = Image.fromarray(image.astype(np.float32) / 255.0, mode="F").resize((16, 16), Image.BOX)
+    np.testing.assert_allclose(X, np.asarray(box).reshape(-1), atol=1e-6)

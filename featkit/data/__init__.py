@@ -60,7 +60,7 @@ def load_dataset(
         kwargs = {"root": root, "download": download, **options}
         dataset = loader(**{k: v for k, v in kwargs.items() if k in accepted})
     else:
-        path = Path(spec)
+        path = Path(spec).expanduser()
         if path.is_dir():
             dataset = load_image_folder(path, **options)
         elif path.suffix.lower() == ".csv":

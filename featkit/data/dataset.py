@@ -160,17 +160,30 @@ class Dataset:
         return self.subset(mask)
 
     def train_test_split(self, test_size: float = 0.25, seed: int = 0) -> tuple[Dataset, Dataset]:
-        """(train, test): the data set's own split when it has one, else stratified and seeded."""
-        if self.splits is not None and {"train", "test"} <= set(self.splits.tolist()):
+        """(train, test): the data set's own split when it has one, else stratified and
+        seeded (plain random when a class has fewer than 2 images); see describe_split."""
+        if self._has_own_split():
             return self.select(split="train"), self.select(split="test")
         from sklearn.model_selection import train_test_split
 
-        labelled = self.labels >= 0
-        stratify = self.labels if labelled.all() and np.bincount(self.labels).min() >= 2 else None
+        stratify = self.labels if self._can_stratify() else None
         train_idx, test_idx = train_test_split(
             np.arange(len(self)), test_size=test_size, random_state=seed, stratify=stratify
         )
         return self.subset(np.sort(train_idx)), self.subset(np.sort(test_idx))
+
+    def describe_split(self, test_size: float = 0.25) -> str:
+        """How :meth:`train_test_split` splits this data set, in words."""
+        if self._has_own_split():
+            return "the data set's own train/test split"
+        kind = "stratified" if self._can_stratify() else "random (a class has < 2 images)"
+        return f"{kind} {1 - test_size:.0%}/{test_size:.0%} split"
+
+    def _has_own_split(self) -> bool:
+        return self.splits is not None and {"train", "test"} <= set(self.splits.tolist())
+
+    def _can_stratify(self) -> bool:
+        return bool(len(self)) and (self.labels >= 0).all() and np.bincount(self.labels).min() >= 2
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary: name, root, size, classes, domains, splits."""

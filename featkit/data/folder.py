@@ -19,7 +19,7 @@ def load_image_folder(root: str | os.PathLike, *, layout: str = "auto") -> Datas
     Files are sorted by path, so ids and order are stable; hidden files and non-image
     suffixes are ignored.
     """
-    base = Path(root)
+    base = Path(root).expanduser()
     if not base.is_dir():
         raise DatasetError(f"image folder {os.fspath(root)!r} does not exist or is not a folder")
     subdirs = _visible_dirs(base)
@@ -70,8 +70,9 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 
 def _images_in(folder: Path) -> list[Path]:
+    # Broken symlinks are kept: extraction then reports them instead of losing them silently.
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and is_image_file(p)
+        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".") and is_image_file(p)
     )

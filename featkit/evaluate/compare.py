@@ -101,6 +101,9 @@ class CompareResult:
                 f"{r['balanced_accuracy']:.4f} | {r['macro_f1']:.4f} | {r['dim']} | "
                 f"{r['extract_s']:.2f} | {r['fit_s']:.2f} |"
             )
+        failed = {r["extractor"]: r["n_failed"] for r in self.rows if r["n_failed"]}
+        for name, count in failed.items():
+            lines += ["", f"{count} images could not be used by `{name}` and are not scored."]
         lines += ["", "Classifiers:", ""]
         used = sorted({r["classifier"] for r in self.rows})
         lines += [f"- `{c}`: {CLASSIFIER_DESCRIPTIONS.get(c, c)}" for c in used]
@@ -129,12 +132,15 @@ def compare(
     """
     say = log or logger.info
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    unlabelled = int((dataset.labels < 0).sum())
+    if unlabelled:
+        say(f"leaving out {unlabelled} unlabelled images: they can be neither trained nor scored")
+        dataset = dataset.subset(dataset.labels >= 0)
     train, test = dataset.train_test_split(test_size=test_size, seed=seed)
     protocol = {
         "name": "holdout",
-        "description": "the data set's own split"
-        if dataset.splits is not None
-        else f"stratified {1 - test_size:.0%}/{test_size:.0%} split",
+        "description": dataset.describe_split(test_size),
+        "unlabelled_left_out": unlabelled,
         "seed": seed,
         "test_size": test_size,
         "n_train": len(train),
@@ -169,6 +175,9 @@ def compare(
         train_fs = extract(extractor, train, **kwargs)
         test_fs = extract(extractor, test, **kwargs)
         extract_s = time.perf_counter() - started
+        n_failed = len(train_fs.failed) + len(test_fs.failed)
+        if n_failed:
+            say(f"  {n_failed} images could not be used by {name}; they are not scored")
         configs[name] = extractor.config
         for clf_name in classifiers:
             clf = clone(make_classifier(clf_name))
@@ -185,7 +194,7 @@ def compare(
                     "dim": train_fs.dim,
                     "n_train": len(train_fs),
                     "n_test": len(test_fs),
-                    "n_failed": len(train_fs.failed) + len(test_fs.failed),
+                    "n_failed": n_failed,
                     "extract_s": round(extract_s, 3),
                     "fit_s": round(t1 - t0, 3),
                     "predict_s": round(t2 - t1, 3),

@@ -18,9 +18,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.exceptions import NotFittedError
 
-from featkit.exceptions import InvalidParameterError
+from featkit.exceptions import InvalidParameterError, NotFittedError
 from featkit.io import read_image, resize_image
 
 __all__ = ["Extractor", "InputSpec"]
