@@ -145,3 +145,61 @@ def test_parse_params():
     }
     with pytest.raises(featkit.InvalidParameterError):
         parse_params(["=3"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-j", "0"], "n_jobs must not be 0"),
+        (["--backend", "nope"], "unknown joblib backend"),
+    ],
+)
+def test_engine_arguments_are_checked(extra, message, tmp_path):
+    proc = run(
+        "extract",
+        "-e",
+        "pixels",
+        "--data",
+        "digits",
+        "--out",
+        str(tmp_path / "o"),
+        *extra,
+        check_code=2,
+    )
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_out_must_be_usable_before_extracting(tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    proc = run("extract", "-e", "pixels", "--data", "digits", "--out", str(a_file), check_code=2)
+    assert "it is a file" in proc.stderr
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    proc = run("extract", "-e", "pixels", "--data", "digits", "--out", str(busy), check_code=2)
+    assert "not a FeatureSet" in proc.stderr
+    assert (busy / "notes.txt").read_text() == "mine"
+
+
+def test_learning_extractor_needs_fit_data(tmp_path):
+    args = [
+        "extract",
+        "-e",
+        "hog",
+        "-p",
+        "size=none",
+        "-p",
+        "pixels_per_cell=2,2",
+        "--data",
+        "digits",
+        "--out",
+        str(tmp_path / "o"),
+        "-q",
+    ]
+    proc = run(*args, check_code=2)
+    assert "learns from images" in proc.stderr and "--fit-data" in proc.stderr
+    ok = run(*args, "--fit-data", "digits")
+    assert "1797 of 1797 images" in ok.stdout
+    fs = featkit.FeatureSet.load(tmp_path / "o")
+    assert fs.provenance["extractor"]["state"] is not None  # the fitted size is in the key

@@ -1,6 +1,19 @@
 """Built-in extractors; importing this package registers them."""
 
 from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.color import ColorHistExtractor
+from featkit.extractors.hog import HogExtractor
+from featkit.extractors.lbp import LBPExtractor
+from featkit.extractors.local import LocalExtractor, LocalFeatures
 from featkit.extractors.pixels import PixelsExtractor
 
-__all__ = ["Extractor", "InputSpec", "PixelsExtractor"]
+__all__ = [
+    "ColorHistExtractor",
+    "Extractor",
+    "HogExtractor",
+    "InputSpec",
+    "LBPExtractor",
+    "LocalExtractor",
+    "LocalFeatures",
+    "PixelsExtractor",
+]
