@@ -2,13 +2,16 @@
 
 from featkit.extractors.base import Extractor, InputSpec
 from featkit.extractors.color import ColorHistExtractor
+from featkit.extractors.dsift import DenseSiftExtractor
 from featkit.extractors.hog import HogExtractor
 from featkit.extractors.lbp import LBPExtractor
 from featkit.extractors.local import LocalExtractor, LocalFeatures
 from featkit.extractors.pixels import PixelsExtractor
+from featkit.extractors.sift import SiftExtractor
 
 __all__ = [
     "ColorHistExtractor",
+    "DenseSiftExtractor",
     "Extractor",
     "HogExtractor",
     "InputSpec",
@@ -16,4 +19,5 @@ __all__ = [
     "LocalExtractor",
     "LocalFeatures",
     "PixelsExtractor",
+    "SiftExtractor",
 ]
