@@ -80,7 +80,8 @@ def register_extractor(name: str | None = None, *, overwrite: bool = False) -> C
                 f"invalid extractor name {reg_name!r}: use lower-case letters, digits, "
                 "'-', '_', '.' or '/', starting with a letter or digit"
             )
-        if inspect.isclass(factory) and not getattr(factory, "name", ""):
+        if inspect.isclass(factory) and "name" not in vars(factory):
+            # Not inherited: a subclass registered under its own name must report that name.
             factory.name = reg_name
         source = _loading_source[-1] if _loading_source else BUILTIN_SOURCE
         with _lock:
@@ -130,6 +131,9 @@ def create_extractor(name: str, **params: Any) -> Any:
         p.kind is inspect.Parameter.VAR_KEYWORD
         for p in inspect.signature(info.factory).parameters.values()
     )
+    # scikit-learn's nested names (``local__step=4``) go to set_params once it is built.
+    nested = {k: v for k, v in params.items() if "__" in k}
+    params = {k: v for k, v in params.items() if "__" not in k}
     unknown = sorted(set(params) - set(accepted))
     if unknown and not takes_kwargs:
         valid = ", ".join(accepted) or "none"
@@ -137,6 +141,11 @@ def create_extractor(name: str, **params: Any) -> Any:
             f"extractor {name!r} has no parameter {unknown[0]!r}; its parameters are: {valid}"
         )
     extractor = info.factory(**params)
+    if nested:
+        try:
+            extractor.set_params(**nested)
+        except ValueError as exc:  # scikit-learn's message names the valid parameters
+            raise InvalidParameterError(f"extractor {name!r}: {exc}") from None
     validate = getattr(extractor, "validate_params", None)
     if callable(validate):
         validate()

@@ -167,3 +167,22 @@ def test_entry_point_to_a_factory_registers_under_its_name(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["16", "featkit-factory-demo"]
+
+
+def test_nested_parameters_reach_the_inner_estimator():
+    extractor = featkit.create_extractor("dsift-bovw", n_words=8, local__step=12)
+    assert extractor.get_params()["local__step"] == 12
+    with pytest.raises(featkit.InvalidParameterError, match="dsift-bovw"):
+        featkit.create_extractor("dsift-bovw", local__nonsense=1)
+
+
+def test_a_registered_subclass_reports_its_own_name():
+    class Small(PixelsExtractor):
+        """Pixels at 4x4."""
+
+    registry.register_extractor("test-small-pixels")(Small)
+    try:
+        assert Small.name == "test-small-pixels" and PixelsExtractor.name == "pixels"
+        assert featkit.create_extractor("test-small-pixels").config["name"] == "test-small-pixels"
+    finally:
+        registry._registry.pop("test-small-pixels", None)

@@ -3,6 +3,7 @@
 from featkit.extractors.base import Extractor, InputSpec
 from featkit.extractors.color import ColorHistExtractor
 from featkit.extractors.dsift import DenseSiftExtractor
+from featkit.extractors.encoding import BagOfVisualWords, FisherVectorEncoder, VLADEncoder
 from featkit.extractors.hog import HogExtractor
 from featkit.extractors.lbp import LBPExtractor
 from featkit.extractors.local import LocalExtractor, LocalFeatures
@@ -10,9 +11,11 @@ from featkit.extractors.pixels import PixelsExtractor
 from featkit.extractors.sift import SiftExtractor
 
 __all__ = [
+    "BagOfVisualWords",
     "ColorHistExtractor",
     "DenseSiftExtractor",
     "Extractor",
+    "FisherVectorEncoder",
     "HogExtractor",
     "InputSpec",
     "LBPExtractor",
@@ -20,4 +23,5 @@ __all__ = [
     "LocalFeatures",
     "PixelsExtractor",
     "SiftExtractor",
+    "VLADEncoder",
 ]
