@@ -73,9 +73,11 @@ def list_command(pattern: str | None, as_json: bool) -> None:
     width = max([len(r["name"]) for r in rows] + [4])
     src_width = max([len(r["source"]) for r in rows] + [6])
     for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['source']:<{src_width}}  {r['summary']}")
+        kind = "local " if r["kind"] == "local" else "global"
+        click.echo(f"{r['name']:<{width}}  {kind}  {r['source']:<{src_width}}  {r['summary']}")
     for b in broken:
-        click.echo(f"{b['name']:<{width}}  {b['source'] or '?':<{src_width}}  BROKEN: {b['error']}")
+        source = b["source"] or "?"
+        click.echo(f"{b['name']:<{width}}  BROKEN  {source:<{src_width}}  {b['error']}")
 
 
 @cli.command("describe")

@@ -50,3 +50,9 @@ def test_cli_compare_writes_the_report(tmp_path):
     with open(out / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert "| 1 | pixels |" in (out / "report.md").read_text()
+
+
+def test_local_extractors_are_skipped_with_a_hint():
+    result = compare("digits", extractors=["pixels", "dsift"], classifiers=["knn"])
+    assert "dsift-bovw" in result.skipped["dsift"]
+    assert [r["extractor"] for r in result.rows] == ["pixels"]

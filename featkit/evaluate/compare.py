@@ -167,6 +167,10 @@ def compare(
             skipped[name] = str(exc)
             say(f"skipping {name}: {exc}")
             continue
+        if extractor.kind == "local":
+            skipped[name] = f"local descriptors: compare an encoding of them, e.g. {name}-bovw"
+            say(f"skipping {name}: {skipped[name]}")
+            continue
         say(f"extracting {name} features of {len(dataset)} images")
         started = time.perf_counter()
         if extractor.requires_fit:

@@ -1141,7 +1141,7 @@ def _map_chunks(
         delayed(func)(obj, items[s : s + FIT_CHUNK], *((s, *args) if with_start else args))
         for s in starts
     )
-    bar = tqdm(total=len(items), desc=desc, unit="img", leave=False, delay=2.0)
+    bar = tqdm(total=len(items), desc=desc, unit="img", leave=False, delay=2.0, disable=None)
     with bar:
         for s, result in zip(starts, Parallel(return_as="generator")(tasks), strict=True):
             bar.update(min(FIT_CHUNK, len(items) - s))
