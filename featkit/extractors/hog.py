@@ -426,7 +426,8 @@ class HogExtractor(Extractor):
         """True with ``size=None``: the native image size is learned in ``fit``."""
         return self.size is None
 
-    def validate_params(self) -> None:
+    def _cells(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Validated (pixels_per_cell, cells_per_block)."""
         _, ppc, cpb = _check_params(
             "hog: ",
             self.orientations,
@@ -435,6 +436,10 @@ class HogExtractor(Extractor):
             self.block_norm,
             self.transform_sqrt,
         )
+        return ppc, cpb
+
+    def validate_params(self) -> None:
+        ppc, cpb = self._cells()
         if self.color not in ("gray", "rgb"):
             raise InvalidParameterError(f"hog: color must be 'gray' or 'rgb', got {self.color!r}")
         if self.size is not None:
@@ -455,14 +460,7 @@ class HogExtractor(Extractor):
         shape = self._image_size()
         if shape is None:
             return None
-        _, ppc, cpb = _check_params(
-            "hog: ",
-            self.orientations,
-            self.pixels_per_cell,
-            self.cells_per_block,
-            self.block_norm,
-            self.transform_sqrt,
-        )
+        ppc, cpb = self._cells()
         _, _, nbr, nbc = _grid("hog: ", shape, ppc, cpb)
         return nbr, nbc, cpb[0], cpb[1], int(self.orientations)
 
