@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import cv2
@@ -46,12 +47,14 @@ class AlwaysFails(PixelsExtractor):
 
 
 class SlowPixels(PixelsExtractor):
-    """Pixels with a delay per batch, to interrupt a run part way."""
+    """Pixels with a delay per batch, to interrupt a run part way.
 
-    delay = 0.0
+    The delay comes from the environment, which worker processes inherit; it is not a
+    parameter, so it does not change the cache key.
+    """
 
     def _transform(self, images: list[np.ndarray]) -> np.ndarray:
-        time.sleep(self.delay)
+        time.sleep(float(os.environ.get("FEATKIT_TEST_DELAY", "0")))
         return super()._transform(images)
 
 

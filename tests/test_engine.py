@@ -165,17 +165,29 @@ def test_new_images_are_the_only_ones_computed(digit_folder, tmp_path):
 
 RESUMABLE_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     import featkit
     from tests.extractors_for_tests import SlowPixels
 
-    folder, cache, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    SlowPixels.delay = delay  # a class attribute: not a parameter, not in the cache key
+    folder, cache = sys.argv[1], sys.argv[2]
+    os.environ["FEATKIT_TEST_DELAY"] = sys.argv[3]  # inherited by worker processes
     fs = featkit.extract(SlowPixels(), folder, cache_dir=cache, batch_size=10, n_jobs=1,
                          progress=False)
     print(json.dumps(fs.provenance["cache"]))
     """
 )
+
+
+def _complete_run(script: Path, folder: Path, cache: Path, env: dict[str, str]) -> dict:
+    """Run the resumable script to the end (no delay); return its cache counts."""
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(folder), str(cache), "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(rerun.stdout.strip().splitlines()[-1])
 
 
 def test_run_killed_with_sigkill_resumes_with_only_missing_chunks(digit_folder, tmp_path):
@@ -199,14 +211,7 @@ def test_run_killed_with_sigkill_resumes_with_only_missing_chunks(digit_folder, 
     done = committed()
     assert 4 <= done < 20, f"{done} chunks committed before the kill"
 
-    rerun = subprocess.run(
-        [sys.executable, str(script), str(digit_folder), str(cache), "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    stats = json.loads(rerun.stdout.strip().splitlines()[-1])
+    stats = _complete_run(script, digit_folder, cache, env)
     assert stats["cached_images"] == 10 * done
     assert stats["chunks_computed"] == 20 - done
     assert stats["computed_images"] == 200 - 10 * done
@@ -390,14 +395,7 @@ def test_sigkill_with_two_workers_at_an_arbitrary_moment(digit_folder, tmp_path)
     proc.wait()
     done = len(_chunk_manifests(cache))
     assert 1 <= done < 20
-    rerun = subprocess.run(
-        [sys.executable, str(script), str(digit_folder), str(cache), "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    stats = json.loads(rerun.stdout.strip().splitlines()[-1])
+    stats = _complete_run(script, digit_folder, cache, env)
     assert stats["chunks_computed"] == 20 - done
     reference = featkit.extract("pixels", digit_folder, n_jobs=1, progress=False)
     from tests.extractors_for_tests import SlowPixels

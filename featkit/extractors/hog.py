@@ -486,14 +486,7 @@ class HogExtractor(Extractor):
                     f"{first[0]}x{first[1]} and image {i} is {image.shape[0]}x{image.shape[1]} "
                     "(height x width); pass size=(height, width) to resize them"
                 )
-        _, ppc, cpb = _check_params(
-            "hog: ",
-            self.orientations,
-            self.pixels_per_cell,
-            self.cells_per_block,
-            self.block_norm,
-            self.transform_sqrt,
-        )
+        ppc, cpb = self._cells()
         _grid("hog: ", first, ppc, cpb)
         self.image_size_ = (int(first[0]), int(first[1]))
 
