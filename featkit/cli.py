@@ -173,6 +173,13 @@ def extract_command(
         f"features in {timing['seconds']:.2f} s ({timing['images_per_second']} img/s{cached}); "
         f"saved to {out}"
     )
+    counts = features.provenance.get("counts", {})
+    if counts.get("no_local_descriptors"):
+        click.echo(
+            f"{counts['no_local_descriptors']} image(s) had no local descriptors (encoded as "
+            "zeros)",
+            err=True,
+        )
     if features.failed:
         click.echo(f"{len(features.failed)} image(s) could not be used:", err=True)
         for f in features.failed[:10]:

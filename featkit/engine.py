@@ -55,6 +55,7 @@ class _Chunk:
     ok: list[int] = field(default_factory=list)  # dataset positions with a row, in row order
     unreadable: dict[int, str] = field(default_factory=dict)  # position -> why it can't be read
     failed: dict[int, str] = field(default_factory=dict)  # position -> why extraction failed
+    notes: dict[str, int] = field(default_factory=dict)  # the extractor's transform_notes()
 
 
 def extract(
@@ -127,12 +128,14 @@ def extract(
             )
         done = n - len(pending)
         n_rows, n_extraction_failures = 0, 0
+        notes: dict[str, int] = {}
         runs = _run_chunks(extractor, dataset, chunks, n_workers, backend, n_jobs is None, engine)
         for chunk in runs:
             _check_dim(blocks, chunk, extractor)
             blocks.append((chunk.ok, chunk.features))
             failed.update(chunk.unreadable)
             failed.update(chunk.failed)
+            _add_notes(notes, chunk.notes)
             n_rows += len(chunk.ok)
             n_extraction_failures += len(chunk.failed)
             if n_rows == 0 and n_extraction_failures >= MAX_FAILURES_WITHOUT_SUCCESS:
@@ -159,6 +162,7 @@ def extract(
     fs.provenance = _provenance(
         config, dataset, elapsed, {**engine, "batch_size": batch_size}, cache, stats, len(failed)
     )
+    fs.provenance["counts"].update({k: v for k, v in notes.items() if v})
     if failed:
         logger.warning(
             "%d of %d images could not be used (first: %s: %s)",
@@ -302,30 +306,38 @@ def _extract_chunk(
                 unreadable[pos] = exc.reason
         try:
             features = extractor.transform_prepared(prepared)
+            notes = extractor.transform_notes()
         except Exception as exc:
-            features, kept, failed = _one_by_one(extractor, prepared, ok)
+            features, kept, failed, notes = _one_by_one(extractor, prepared, ok)
             if not kept and len(prepared) >= 2:
                 # Every image failing the same way is a bug or a bad parameter, not a bad
                 # image: stop (finished chunks are already cached) instead of hiding it.
                 raise exc
             ok = kept
-    return _Chunk(list(positions), features, ok=ok, unreadable=unreadable, failed=failed)
+    return _Chunk(list(positions), features, ok, unreadable, failed, notes)
 
 
 def _one_by_one(
     extractor: Extractor, prepared: list[np.ndarray], ok: list[int]
-) -> tuple[np.ndarray, list[int], dict[int, str]]:
+) -> tuple[np.ndarray, list[int], dict[int, str], dict[str, int]]:
     """Describe images one at a time to isolate the ones that make the extractor fail."""
     rows, kept, failed = [], [], {}
+    notes: dict[str, int] = {}
     for pos, image in zip(ok, prepared, strict=True):
         try:
             rows.append(extractor.transform_prepared([image])[0])
             kept.append(pos)
+            _add_notes(notes, extractor.transform_notes())
         except Exception as exc:
             failed[pos] = f"extraction failed: {type(exc).__name__}: {exc}"
     dim = extractor._feature_dim() or 0
     features = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
-    return features, kept, failed
+    return features, kept, failed, notes
+
+
+def _add_notes(total: dict[str, int], more: dict[str, int]) -> None:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + int(value)
 
 
 @contextlib.contextmanager

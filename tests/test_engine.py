@@ -405,3 +405,15 @@ def test_sigkill_with_two_workers_at_an_arbitrary_moment(digit_folder, tmp_path)
     )
     assert final.provenance["cache"]["computed_images"] == 0
     np.testing.assert_array_equal(final.X, reference.X)
+
+
+def test_images_without_local_descriptors_are_counted_in_the_summary(tmp_path):
+    from featkit.testing import sample_images
+
+    images = sample_images(8)
+    flat = [np.full((64, 64), 128, np.uint8), np.full((40, 50, 3), 7, np.uint8)]
+    extractor = featkit.create_extractor("sift-bovw", n_words=4).fit(images)
+    fs = featkit.extract(extractor, images[:3] + flat, n_jobs=1, progress=False)
+    assert len(fs) == 5 and not fs.failed
+    assert fs.provenance["counts"]["no_local_descriptors"] == 2  # the two flat images
+    np.testing.assert_array_equal(fs.X[3:], 0)

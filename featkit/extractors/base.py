@@ -77,6 +77,11 @@ class Extractor(TransformerMixin, BaseEstimator):
             return np.zeros((0, self.feature_dim), dtype=np.float32)
         return np.stack([self._transform_one(img) for img in images])
 
+    def transform_notes(self) -> dict[str, int]:
+        """Counts about the last transform worth a line in a run's summary (for example
+        images without local descriptors); the engine adds them up over chunks."""
+        return {}
+
     def _transform_one(self, image: np.ndarray) -> np.ndarray:
         """Feature vector of one prepared image."""
         raise NotImplementedError(

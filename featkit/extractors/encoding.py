@@ -412,6 +412,10 @@ class LocalEncoder(Extractor):
     def _transform(self, images: list[np.ndarray]) -> np.ndarray:
         return self.encode(self.local_.describe_prepared(images))
 
+    def transform_notes(self) -> dict[str, int]:
+        """``no_local_descriptors``: images of the last transform encoded as zeros."""
+        return {"no_local_descriptors": self.n_empty_ or 0}
+
     def encode(self, features: Sequence[LocalFeatures]) -> np.ndarray:
         """Encode descriptor sets already computed (one LocalFeatures per image), float32."""
         self._check_fitted()
