@@ -127,7 +127,8 @@ def extract(
                 n_workers,
             )
         done = n - len(pending)
-        n_rows, n_extraction_failures = 0, 0
+        n_rows = 0
+        extraction_errors: dict[int, str] = {}  # position -> why the extractor failed on it
         notes: dict[str, int] = {}
         runs = _run_chunks(extractor, dataset, chunks, n_workers, backend, n_jobs is None, engine)
         for chunk in runs:
@@ -137,9 +138,9 @@ def extract(
             failed.update(chunk.failed)
             _add_notes(notes, chunk.notes)
             n_rows += len(chunk.ok)
-            n_extraction_failures += len(chunk.failed)
-            if n_rows == 0 and n_extraction_failures >= MAX_FAILURES_WITHOUT_SUCCESS:
-                _raise_systematic(extractor, n_extraction_failures, chunk.failed)
+            extraction_errors.update(chunk.failed)
+            if n_rows == 0 and len(extraction_errors) >= MAX_FAILURES_WITHOUT_SUCCESS:
+                _raise_systematic(extractor, extraction_errors)
             stats["computed_images"] += len(chunk.positions)
             stats["chunks_computed"] += 1
             if cache is not None:
@@ -155,8 +156,8 @@ def extract(
             if on_chunk is not None:
                 on_chunk(done, n)
 
-    if n_rows == 0 and n_extraction_failures and not _blocks_have_rows(blocks):
-        _raise_systematic(extractor, n_extraction_failures, failed)
+    if extraction_errors and not _blocks_have_rows(blocks):
+        _raise_systematic(extractor, extraction_errors)
     elapsed = time.perf_counter() - started
     fs = _assemble(extractor, dataset, blocks, failed)
     fs.provenance = _provenance(
@@ -196,12 +197,12 @@ def _blocks_have_rows(blocks: list[tuple[list[int], np.ndarray]]) -> bool:
     return any(len(positions) for positions, _ in blocks)
 
 
-def _raise_systematic(extractor: Extractor, count: int, failures: dict[int, str]) -> None:
-    first = next(iter(failures.values()), "")
+def _raise_systematic(extractor: Extractor, errors: dict[int, str]) -> None:
+    first = next(iter(errors.values()), "")
     raise FeatkitError(
-        f"{extractor.name or type(extractor).__name__} failed on all {count} readable images "
-        f"it tried and succeeded on none; this is a bug or a bad parameter, not bad images. "
-        f"First error: {first}"
+        f"{extractor.name or type(extractor).__name__} failed on all {len(errors)} readable "
+        "images it tried and succeeded on none; this is a bug or a bad parameter, not bad "
+        f"images. First error: {first}"
     )
 
 
