@@ -72,7 +72,8 @@ import numpy as np
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import InputSpec
 from featkit.extractors.local import LocalExtractor, LocalFeatures
-from featkit.extractors.sift import SIFT_DIM, check_bool, check_float, check_int, root_sift
+from featkit.extractors.params import check_bool, check_float, check_int
+from featkit.extractors.sift import SIFT_DIM, root_sift
 from featkit.registry import register_extractor
 
 __all__ = ["DenseSiftExtractor", "cv2_dense_sift", "dense_grid"]

@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec, _as_image_sequence
 from featkit.extractors.local import LocalExtractor, LocalFeatures
+from featkit.extractors.params import check_int
 from featkit.registry import create_extractor, get_extractor_info, register_extractor
 
 __all__ = [
@@ -289,8 +290,8 @@ class LocalEncoder(Extractor):
             )
         if len(set(pyr)) != len(pyr):
             raise InvalidParameterError(f"{label}: pyramid levels must be distinct, got {pyr!r}")
-        _check_int(label, "max_descriptors", self.max_descriptors, 1)
-        _check_int(label, "seed", self.seed, 0, 2**31 - 1)
+        check_int(label, "max_descriptors", self.max_descriptors, 1)
+        check_int(label, "seed", self.seed, 0, 2**31 - 1)
 
     def set_params(self, **params: Any) -> LocalEncoder:
         """Set parameters; ``local__name=value`` also works when ``local`` is a name."""
@@ -562,7 +563,7 @@ class BagOfVisualWords(LocalEncoder):
 
     def validate_params(self) -> None:
         label = self._label
-        _check_int(label, "n_words", self.n_words, 1, 2**20)
+        check_int(label, "n_words", self.n_words, 1, 2**20)
         if self.assignment not in ("hard", "soft"):
             raise InvalidParameterError(
                 f"{label}: assignment must be 'hard' or 'soft', got {self.assignment!r}"
@@ -573,14 +574,14 @@ class BagOfVisualWords(LocalEncoder):
             raise InvalidParameterError(
                 f"{label}: soft_sigma must be a positive number or None, got {self.soft_sigma!r}"
             )
-        _check_int(label, "soft_knn", self.soft_knn, 1)
+        check_int(label, "soft_knn", self.soft_knn, 1)
         if not isinstance(self.tfidf, (bool, np.bool_)):
             raise InvalidParameterError(f"{label}: tfidf must be True or False, got {self.tfidf!r}")
         if self.norm not in _NORMS:
             raise InvalidParameterError(
                 f"{label}: norm must be 'l1', 'l2', 'hellinger' or None, got {self.norm!r}"
             )
-        _check_int(label, "n_iter", self.n_iter, 1)
+        check_int(label, "n_iter", self.n_iter, 1)
         super().validate_params()
 
     def _cell_dim(self) -> int:
@@ -717,13 +718,13 @@ class VLADEncoder(LocalEncoder):
 
     def validate_params(self) -> None:
         label = self._label
-        _check_int(label, "n_words", self.n_words, 1, 2**16)
+        check_int(label, "n_words", self.n_words, 1, 2**16)
         if not isinstance(self.intra_norm, (bool, np.bool_)):
             raise InvalidParameterError(
                 f"{label}: intra_norm must be True or False, got {self.intra_norm!r}"
             )
         _check_power(label, self.power)
-        _check_int(label, "n_iter", self.n_iter, 1)
+        check_int(label, "n_iter", self.n_iter, 1)
         super().validate_params()
 
     def _cell_dim(self) -> int | None:
@@ -822,11 +823,11 @@ class FisherVectorEncoder(LocalEncoder):
 
     def validate_params(self) -> None:
         label = self._label
-        _check_int(label, "n_components", self.n_components, 1, 2**14)
+        check_int(label, "n_components", self.n_components, 1, 2**14)
         if self.pca_dim is not None:
-            _check_int(label, "pca_dim", self.pca_dim, 1)
+            check_int(label, "pca_dim", self.pca_dim, 1)
         _check_power(label, self.power)
-        _check_int(label, "n_iter", self.n_iter, 1)
+        check_int(label, "n_iter", self.n_iter, 1)
         super().validate_params()
 
     def _cell_dim(self) -> int | None:
@@ -1244,12 +1245,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, (bool, np.bool_)
     )
-
-
-def _check_int(label: str, name: str, value: Any, low: int, high: int | None = None) -> None:
-    if not _is_int(value) or value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise InvalidParameterError(f"{label}: {name} must be an integer {bound}, got {value!r}")
 
 
 def _check_power(label: str, value: Any) -> None:

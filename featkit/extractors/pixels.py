@@ -6,6 +6,7 @@ import numpy as np
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.params import check_int
 from featkit.registry import register_extractor
 
 
@@ -29,12 +30,7 @@ class PixelsExtractor(Extractor):
         self.color = color
 
     def validate_params(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)):
-            raise InvalidParameterError(
-                f"pixels: size must be an integer, got {self.size!r} ({type(self.size).__name__})"
-            )
-        if not 1 <= self.size <= 4096:
-            raise InvalidParameterError(f"pixels: size must be in 1..4096, got {self.size}")
+        check_int("pixels", "size", self.size, 1, 4096)
         if self.color not in ("gray", "rgb"):
             raise InvalidParameterError(
                 f"pixels: color must be 'gray' or 'rgb', got {self.color!r}"

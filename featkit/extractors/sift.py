@@ -13,15 +13,14 @@ Dense SIFT on a grid, much faster than OpenCV on the same keypoints, is in
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import cv2
 import numpy as np
 
-from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import InputSpec
 from featkit.extractors.local import LocalExtractor, LocalFeatures
+from featkit.extractors.params import check_bool, check_float, check_int
 from featkit.io import resize_image
 from featkit.registry import register_extractor
 
@@ -167,31 +166,3 @@ def strongest(keypoints: Any, k: int) -> np.ndarray:
 
 
 # -- parameter checks shared with featkit.extractors.dsift ----------------------------------------
-def check_int(name: str, param: str, value: Any, low: int, high: int | None = None) -> None:
-    """Raise InvalidParameterError unless ``value`` is an int in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidParameterError(
-            f"{name}: {param} must be an integer, got {value!r} ({type(value).__name__})"
-        )
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise InvalidParameterError(f"{name}: {param} must be {bound}, got {value}")
-
-
-def check_float(name: str, param: str, value: Any, low: float, *, strict: bool = False) -> None:
-    """Raise InvalidParameterError unless ``value`` is a finite number >= low (> if strict)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidParameterError(
-            f"{name}: {param} must be a number, got {value!r} ({type(value).__name__})"
-        )
-    if not math.isfinite(float(value)) or value < low or (strict and value == low):
-        op = ">" if strict else ">="
-        raise InvalidParameterError(f"{name}: {param} must be finite and {op} {low}, got {value}")
-
-
-def check_bool(name: str, param: str, value: Any) -> None:
-    """Raise InvalidParameterError unless ``value`` is a bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"{name}: {param} must be True or False, got {value!r} ({type(value).__name__})"
-        )
