@@ -102,6 +102,11 @@ def describe_command(name: str, as_json: bool) -> None:
         click.echo(f"  {p['name']} = {p['default']!r}")
         if p["doc"]:
             click.echo(f"      {p['doc']}")
+    for title, lines in info.get("extra", {}).items():
+        click.echo("")
+        click.echo(f"{title}:")
+        for line in lines:
+            click.echo(f"  {line}")
 
 
 @cli.command("extract")
@@ -119,6 +124,9 @@ def describe_command(name: str, as_json: bool) -> None:
 @click.option("--batch-size", default=64, show_default=True, help="Images per chunk.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache.")
 @click.option("--backend", default=None, help="joblib backend (default: loky).")
+@click.option(
+    "--device", default=None, help="Device of a deep extractor: auto, cpu, cuda, cuda:N, mps."
+)
 @click.option("--fit-data", default=None, help="Images to fit a learning extractor on.")
 @click.option("--fit-split", default=None, help="Split of DATA to fit a learning extractor on.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any image could not be used.")
@@ -134,6 +142,7 @@ def extract_command(
     batch_size: int,
     cache_dir: Path | None,
     backend: str | None,
+    device: str | None,
     fit_data: str | None,
     fit_split: str | None,
     strict: bool,
@@ -150,7 +159,10 @@ def extract_command(
     from featkit.registry import create_extractor
 
     check_output_folder(out.expanduser())  # fail now, not after the extraction
-    extractor = create_extractor(extractor_name, **parse_params(params))
+    extractor_params = parse_params(params)
+    if device is not None:
+        extractor_params["device"] = device  # an extractor without a device says so
+    extractor = create_extractor(extractor_name, **extractor_params)
     full = load_dataset(data)
     dataset = full.select(domain=list(domain) or None, split=split) if domain or split else full
     if extractor.requires_fit:

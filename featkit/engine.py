@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import platform
 import sys
@@ -43,6 +44,9 @@ DEFAULT_BATCH_SIZE = 64
 MAX_FAILURES_WITHOUT_SUCCESS = 16
 #: With n_jobs=None, workers start only when the job would take longer than this on one core.
 AUTO_PARALLEL_MIN_SECONDS = 3.0
+#: With n_jobs=None, a batched extractor gets data workers only when reading and resizing
+#: cost at least this fraction of its model's time (measured on the first chunk).
+LOADER_MIN_READ_SHARE = 0.1
 _VERSIONED = ("numpy", "scikit-learn", "opencv-python-headless", "pillow", "joblib", "torch")
 
 
@@ -258,6 +262,9 @@ def _run_chunks(
     engine: dict[str, Any],
 ) -> Iterator[_Chunk]:
     """Yield chunk results in order, in this process or in ``n_workers`` joblib workers."""
+    if extractor.batched:
+        yield from _run_loader(extractor, dataset, chunks, n_workers, auto, engine)
+        return
 
     def here(chunk: list[int]) -> _Chunk:
         return _extract_chunk(extractor, chunk, _take(dataset.items, chunk), False)
@@ -284,6 +291,107 @@ def _run_chunks(
     yield from Parallel(n_jobs=n_workers, backend=backend, return_as="generator")(tasks)
 
 
+def _run_loader(
+    extractor: Extractor,
+    dataset: Dataset,
+    chunks: list[list[int]],
+    n_workers: int,
+    auto: bool,
+    engine: dict[str, Any],
+) -> Iterator[_Chunk]:
+    """Batched extractors: DataLoader workers read and resize, this process runs the model.
+
+    The model uses every core through torch's own threads; data workers are pinned to one
+    thread each. With n_jobs=None the first chunk runs here, timing reading against the
+    model: workers start only when reading costs more than a tenth of the model's time
+    (below that they cost more in contention than they save), as many as keep the model
+    fed, leaving a core to this process.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    if not auto and n_workers == 1:
+        n_workers = 0  # n_jobs=1: everything in this process
+    if auto:
+        n_workers = 0
+        if len(chunks) > 1:
+            chunk, share = _probe_chunk(extractor, dataset, chunks[0])
+            yield chunk
+            chunks = chunks[1:]
+            if share >= LOADER_MIN_READ_SHARE:
+                cores = os.cpu_count() or 1
+                n_workers = max(1, min(cores - 1, len(chunks), math.ceil(1.25 * share)))
+            engine["read_share"] = round(share, 3)
+    engine.update(n_workers=n_workers, runner="dataloader", torch_threads=torch.get_num_threads())
+    if not chunks:
+        return
+    if n_workers:
+        extractor._feature_dim()  # load the model here once: forked workers inherit it
+    loader = DataLoader(
+        _ChunkReader(extractor, dataset.items, chunks),
+        batch_size=None,  # each item is already a whole chunk
+        num_workers=n_workers,
+        prefetch_factor=2 if n_workers else None,
+    )
+    # Workers are forked (torch's default on Linux: they inherit the loaded model) and
+    # torch gives each one thread. OpenCV's thread count cannot be set inside a forked
+    # worker (its pool does not survive the fork: the call waits forever), so workers
+    # inherit a sequential OpenCV from this process, which does not use OpenCV meanwhile.
+    with _opencv_pool_off() if n_workers else contextlib.nullcontext():
+        for positions, prepared, ok, unreadable in loader:
+            batch = prepared.numpy() if isinstance(prepared, torch.Tensor) else prepared
+            yield _describe_chunk(extractor, positions, batch, ok, unreadable)
+
+
+def _probe_chunk(extractor: Extractor, dataset: Dataset, chunk: list[int]) -> tuple[_Chunk, float]:
+    """Run one chunk here; return it and the time reading took relative to the model's."""
+    started = time.perf_counter()
+    prepared, ok, unreadable = _prepare_chunk(extractor, chunk, _take(dataset.items, chunk))
+    read = time.perf_counter() - started
+    if prepared:
+        with contextlib.suppress(Exception):  # load the model before timing it
+            extractor.transform_prepared(prepared[:1])
+    started = time.perf_counter()
+    result = _describe_chunk(extractor, chunk, prepared, ok, unreadable)
+    model = time.perf_counter() - started
+    return result, read / max(model, 1e-9)
+
+
+class _ChunkReader:
+    """A map-style dataset whose item i is chunk i, read and prepared (in a worker)."""
+
+    def __init__(self, extractor: Extractor, items: Any, chunks: list[list[int]]) -> None:
+        self.extractor = extractor
+        self.items = items
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, index: int) -> tuple[list[int], Any, list[int], dict[int, str]]:
+        positions = self.chunks[index]
+        prepared, ok, unreadable = _prepare_chunk(
+            self.extractor, positions, _take(self.items, positions)
+        )
+        if prepared and all(p.shape == prepared[0].shape for p in prepared):
+            # One array: it crosses to the main process through shared memory, not pickle.
+            return positions, np.stack(prepared), ok, unreadable
+        return positions, prepared, ok, unreadable
+
+
+@contextlib.contextmanager
+def _opencv_pool_off() -> Iterator[None]:
+    """Run OpenCV sequentially (no thread pool) in this block."""
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(0)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def _take(items: Sequence[Any] | np.ndarray, positions: list[int]) -> Sequence[Any]:
     if isinstance(items, np.ndarray):
         return items[positions]
@@ -295,26 +403,45 @@ def _extract_chunk(
 ) -> _Chunk:
     """Prepare and describe one chunk of images; runs in a worker process."""
     with _single_threaded() if pin_threads else contextlib.nullcontext():
-        prepared: list[np.ndarray] = []
-        ok: list[int] = []
-        failed: dict[int, str] = {}
-        unreadable: dict[int, str] = {}
-        for pos, item in zip(positions, items, strict=True):
-            try:
-                prepared.append(extractor.prepare(item))
-                ok.append(pos)
-            except ImageReadError as exc:
-                unreadable[pos] = exc.reason
+        prepared, ok, unreadable = _prepare_chunk(extractor, positions, items)
+        return _describe_chunk(extractor, positions, prepared, ok, unreadable)
+
+
+def _prepare_chunk(
+    extractor: Extractor, positions: list[int], items: Sequence[Any]
+) -> tuple[list[np.ndarray], list[int], dict[int, str]]:
+    """Read and convert a chunk's images; unreadable ones are set aside with the reason."""
+    prepared: list[np.ndarray] = []
+    ok: list[int] = []
+    unreadable: dict[int, str] = {}
+    for pos, item in zip(positions, items, strict=True):
         try:
-            features = extractor.transform_prepared(prepared)
-            notes = extractor.transform_notes()
-        except Exception as exc:
-            features, kept, failed, notes = _one_by_one(extractor, prepared, ok)
-            if not kept and len(prepared) >= 2:
-                # Every image failing the same way is a bug or a bad parameter, not a bad
-                # image: stop (finished chunks are already cached) instead of hiding it.
-                raise exc
-            ok = kept
+            prepared.append(extractor.prepare(item))
+            ok.append(pos)
+        except ImageReadError as exc:
+            unreadable[pos] = exc.reason
+    return prepared, ok, unreadable
+
+
+def _describe_chunk(
+    extractor: Extractor,
+    positions: list[int],
+    prepared: list[np.ndarray] | np.ndarray,
+    ok: list[int],
+    unreadable: dict[int, str],
+) -> _Chunk:
+    """Features of a chunk's prepared images; isolates the images the extractor fails on."""
+    failed: dict[int, str] = {}
+    try:
+        features = extractor.transform_prepared(prepared)
+        notes = extractor.transform_notes()
+    except Exception as exc:
+        features, kept, failed, notes = _one_by_one(extractor, list(prepared), ok)
+        if not kept and len(prepared) >= 2:
+            # Every image failing the same way is a bug or a bad parameter, not a bad
+            # image: stop (finished chunks are already cached) instead of hiding it.
+            raise exc
+        ok = kept
     return _Chunk(list(positions), features, ok, unreadable, failed, notes)
 
 

@@ -61,6 +61,13 @@ class NotFittedError(FeatkitError, _SklearnNotFittedError):
     """An extractor that learns from images (a codebook) was used before ``fit``."""
 
 
+class WeightsNotFoundError(FeatkitError, FileNotFoundError):
+    """Pretrained weights are neither installed nor downloadable; says how to get them."""
+
+    def __str__(self) -> str:  # OSError would otherwise format the message as errno fields
+        return str(self.args[0])
+
+
 class CacheError(FeatkitError):
     """The feature cache is unusable (for example, its folder cannot be written)."""
 

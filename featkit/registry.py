@@ -170,6 +170,10 @@ def describe_extractor(name: str) -> dict[str, Any]:
         "version": getattr(info.factory, "version", None),
         "kind": getattr(info.factory, "kind", None),
         "parameters": params,
+        # Optional sections an extractor adds (the cnn lists the weights usable offline).
+        "extra": extra()
+        if callable(extra := getattr(info.factory, "describe_extra", None))
+        else {},
     }
 
 

@@ -18,6 +18,15 @@ SMALL = {
     "fisher": {"n_components": 4, "pca_dim": 16},
     "dsift-fisher": {"n_components": 4, "pca_dim": 16},
 }
+# Deep aliases whose weights need a network run with seeded random weights, small inputs.
+SMALL.update(
+    {
+        f"cnn/{alias}": {"pretrained": False, "image_size": 64}
+        for alias in ("resnet18", "resnet50", "convnext_tiny", "vit_small")
+    }
+)
+SMALL["cnn/dinov2_small"] = {"pretrained": False, "image_size": 56}  # 14-pixel patches
+SMALL.update({f"cnn/efficientnet_lite{i}": {"image_size": 96} for i in range(3)})
 
 CASES = [
     pytest.param(name, check, id=f"{name}-{check}")

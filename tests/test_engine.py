@@ -417,3 +417,36 @@ def test_images_without_local_descriptors_are_counted_in_the_summary(tmp_path):
     assert len(fs) == 5 and not fs.failed
     assert fs.provenance["counts"]["no_local_descriptors"] == 2  # the two flat images
     np.testing.assert_array_equal(fs.X[3:], 0)
+
+
+class _SlowReader(featkit.Extractor):
+    """A batched extractor whose reading dominates (sleeps) or whose model does."""
+
+    batched = True
+
+    def __init__(self, read_s: float = 0.0, model_s: float = 0.0) -> None:
+        self.read_s = read_s
+        self.model_s = model_s
+
+    def prepare(self, image):
+        time.sleep(self.read_s)
+        return np.asarray(image, dtype=np.float32).reshape(-1)[:4]
+
+    def _feature_dim(self) -> int:
+        return 4
+
+    def _transform(self, images):
+        time.sleep(self.model_s * len(images))
+        return np.asarray(images, dtype=np.float32).reshape(len(images), 4)
+
+
+@pytest.mark.parametrize(
+    ("read_s", "model_s", "workers"), [(0.02, 0.0005, True), (0.0, 0.01, False)]
+)
+def test_batched_extractor_gets_data_workers_only_when_reading_is_costly(read_s, model_s, workers):
+    images = [np.full((4, 4), i, np.uint8) for i in range(24)]
+    fs = featkit.extract(_SlowReader(read_s, model_s), images, batch_size=4)
+    engine = fs.provenance["engine"]
+    assert engine["runner"] == "dataloader"
+    assert (engine["n_workers"] > 0) is workers, engine
+    np.testing.assert_array_equal(fs.X[:, 0], np.arange(24, dtype=np.float32))

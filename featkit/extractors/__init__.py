@@ -1,6 +1,7 @@
 """Built-in extractors; importing this package registers them."""
 
 from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.cnn import CNNExtractor
 from featkit.extractors.color import ColorHistExtractor
 from featkit.extractors.dsift import DenseSiftExtractor
 from featkit.extractors.encoding import BagOfVisualWords, FisherVectorEncoder, VLADEncoder
@@ -12,6 +13,7 @@ from featkit.extractors.sift import SiftExtractor
 
 __all__ = [
     "BagOfVisualWords",
+    "CNNExtractor",
     "ColorHistExtractor",
     "DenseSiftExtractor",
     "Extractor",

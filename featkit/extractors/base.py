@@ -55,6 +55,10 @@ class Extractor(TransformerMixin, BaseEstimator):
     kind: ClassVar[str] = "global"
     #: True when ``fit`` learns from images (a codebook); False for fixed extractors.
     requires_fit: ClassVar[bool] = False
+    #: True when ``transform`` uses every core itself (a torch network): the engine then
+    #: decodes images in DataLoader workers and runs whole batches in this process, instead
+    #: of running chunks in single-threaded joblib workers.
+    batched: ClassVar[bool] = False
 
     # -- to implement ---------------------------------------------------------------------
     def validate_params(self) -> None:
@@ -104,8 +108,9 @@ class Extractor(TransformerMixin, BaseEstimator):
         self._check_fitted()
         return self.transform_prepared(self.prepare_many(images))
 
-    def transform_prepared(self, images: list[np.ndarray]) -> np.ndarray:
-        """Features of images already converted by :meth:`prepare`, float32 (n, d)."""
+    def transform_prepared(self, images: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Features of images already converted by :meth:`prepare` (a list, or an array
+        stacking them), float32 (n, d)."""
         out = np.ascontiguousarray(self._transform(images), dtype=np.float32)
         if out.ndim != 2 or len(out) != len(images):
             raise RuntimeError(
