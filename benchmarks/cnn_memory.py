@@ -4,7 +4,7 @@ Run: ``python benchmarks/cnn_memory.py [--sizes 1000 10000] [--model efficientne
 
 Each size runs ``featkit.extract(cnn, paths)`` in a fresh process on JPEG files of
 ``../shared/data/pacs150`` (cycled when more are asked for than exist) and reports the
-process's peak RSS, the largest DataLoader worker's peak RSS, and the size of the returned
+process's peak RSS, the largest child process's (DataLoader workers), and the size of the returned
 feature matrix. Target: peak RSS at 10,000 images within 20% of that at 1,000.
 """
 
@@ -60,7 +60,9 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", str(n), "--model", args.model]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print("| images | peak RSS (MiB) | largest worker (MiB) | features (MiB) | s | workers |")
+    print(
+        "| images | peak RSS (MiB) | largest child process (MiB) | features (MiB) | s | workers |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(

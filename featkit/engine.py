@@ -301,11 +301,12 @@ def _run_loader(
 ) -> Iterator[_Chunk]:
     """Batched extractors: DataLoader workers read and resize, this process runs the model.
 
-    The model uses every core through torch's own threads; data workers are pinned to one
-    thread each. With n_jobs=None the first chunk runs here, timing reading against the
-    model: workers start only when reading costs more than a tenth of the model's time
-    (below that they cost more in contention than they save), as many as keep the model
-    fed, leaving a core to this process.
+    Data workers get one thread each. With n_jobs=None the first chunk runs here, timing
+    reading against the model and counting the cores the model keeps busy. Workers start
+    when reading costs at least a tenth of the model's time and there are idle cores for
+    them (a GPU model leaves them idle), as many as keep the model fed; a model that
+    saturates the CPU reads here (workers would only contend with it for the same cores),
+    unless reading costs as much as the model itself.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -315,13 +316,14 @@ def _run_loader(
     if auto:
         n_workers = 0
         if len(chunks) > 1:
-            chunk, share = _probe_chunk(extractor, dataset, chunks[0])
+            chunk, share, busy = _probe_chunk(extractor, dataset, chunks[0])
             yield chunk
             chunks = chunks[1:]
-            if share >= LOADER_MIN_READ_SHARE:
-                cores = os.cpu_count() or 1
-                n_workers = max(1, min(cores - 1, len(chunks), math.ceil(1.25 * share)))
-            engine["read_share"] = round(share, 3)
+            idle = (os.cpu_count() or 1) - busy
+            if share >= LOADER_MIN_READ_SHARE and (idle >= 1 or share >= 1):
+                wanted = math.ceil(1.25 * share)
+                n_workers = max(1, min(wanted, len(chunks), math.floor(max(idle, 1))))
+            engine.update(read_share=round(share, 3), model_busy_cores=round(busy, 2))
     engine.update(n_workers=n_workers, runner="dataloader", torch_threads=torch.get_num_threads())
     if not chunks:
         return
@@ -343,18 +345,21 @@ def _run_loader(
             yield _describe_chunk(extractor, positions, batch, ok, unreadable)
 
 
-def _probe_chunk(extractor: Extractor, dataset: Dataset, chunk: list[int]) -> tuple[_Chunk, float]:
-    """Run one chunk here; return it and the time reading took relative to the model's."""
+def _probe_chunk(
+    extractor: Extractor, dataset: Dataset, chunk: list[int]
+) -> tuple[_Chunk, float, float]:
+    """Run one chunk here; return it, the time reading took relative to the model's, and
+    the number of cores the model kept busy (CPU time over wall time)."""
+    items = _take(dataset.items, chunk)
+    with contextlib.suppress(Exception):  # load what reading and the model need, untimed
+        extractor.transform_prepared([extractor.prepare(items[0])])
     started = time.perf_counter()
-    prepared, ok, unreadable = _prepare_chunk(extractor, chunk, _take(dataset.items, chunk))
+    prepared, ok, unreadable = _prepare_chunk(extractor, chunk, items)
     read = time.perf_counter() - started
-    if prepared:
-        with contextlib.suppress(Exception):  # load the model before timing it
-            extractor.transform_prepared(prepared[:1])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = _describe_chunk(extractor, chunk, prepared, ok, unreadable)
-    model = time.perf_counter() - started
-    return result, read / max(model, 1e-9)
+    model = max(time.perf_counter() - started, 1e-9)
+    return result, read / model, (time.process_time() - cpu) / model
 
 
 class _ChunkReader:

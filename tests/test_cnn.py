@@ -67,7 +67,18 @@ def test_fp32_embedding_equals_timm_pipeline():
     images = [skdata.chelsea(), skdata.coffee(), skdata.astronaut()]
     reference, _ = _timm_reference("tf_efficientnet_lite0", images)
     X = featkit.create_extractor("cnn", precision="fp32").transform(images)
-    np.testing.assert_allclose(X, reference.numpy(), rtol=1e-4, atol=1e-4)
+    # Resizing only the cropped region rounds a few pixels one gray level differently.
+    np.testing.assert_allclose(X, reference.numpy(), rtol=1e-3, atol=2e-3)
+    cos = (X * reference.numpy()).sum(1) / np.linalg.norm(X, axis=1)
+    assert (cos / np.linalg.norm(reference.numpy(), axis=1) > 0.99999).all()
+
+
+def _assert_same_pixels(mine: torch.Tensor, reference: torch.Tensor, std: float) -> None:
+    """Equal up to one gray level, on at most 1% of the values (measured: 0.03-0.3%; PIL's
+    fixed-point rounding of the resize weights depends on where the resized region starts)."""
+    diff = (mine - reference).abs() * std * 255  # back on the 0..255 scale
+    assert float(diff.max()) < 1.01, float(diff.max())
+    assert float((diff > 0.01).float().mean()) < 1e-2
 
 
 def test_bf16_embedding_is_close_to_fp32():
@@ -98,26 +109,24 @@ def test_preprocessing_matches_timm_transform():
     """featkit's uint8 resize/crop plus batch normalisation equals timm's eval transform."""
     image = skdata.astronaut()[40:300, :]  # not square, so resize and crop both matter
     extractor = featkit.create_extractor("cnn")
-    prepared = torch.from_numpy(extractor.prepare(image)).float() / 255
+    prepared = torch.from_numpy(extractor.prepare(image)).permute(2, 0, 1).float() / 255
     prep = extractor.preprocessing()
     mine = (prepared - torch.tensor(prep.mean)[:, None, None]) / torch.tensor(prep.std)[
         :, None, None
     ]
     model = load_backbone("efficientnet_lite0").model
     timm_transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
-    np.testing.assert_allclose(
-        mine.numpy(), timm_transform(Image.fromarray(image)).numpy(), atol=1e-6
-    )
+    _assert_same_pixels(mine, timm_transform(Image.fromarray(image)), prep.std[0])
 
 
 def test_preprocessing_matches_torchvision_weights_transforms():
     image = skdata.astronaut()[:, 30:400]
     extractor = featkit.create_extractor("cnn", model="torchvision:resnet18", pretrained=False)
     prep = extractor.preprocessing()
-    mine = torch.from_numpy(extractor.prepare(image)).float() / 255
+    mine = torch.from_numpy(extractor.prepare(image)).permute(2, 0, 1).float() / 255
     mine = (mine - torch.tensor(prep.mean)[:, None, None]) / torch.tensor(prep.std)[:, None, None]
     reference = torchvision.models.ResNet18_Weights.DEFAULT.transforms()(Image.fromarray(image))
-    np.testing.assert_allclose(mine.numpy(), reference.numpy(), atol=1e-6)
+    _assert_same_pixels(mine, reference, min(prep.std))
 
 
 def test_gray_image_equals_its_rgb_copy_and_tiny_images_work():
@@ -178,7 +187,7 @@ def test_cls_and_avg_token_pooling_differ_and_match_their_definition():
     kw = {"model": "vit_tiny_patch16_224", "pretrained": False, "precision": "fp32"}
     image = [skdata.chelsea()]
     cls = featkit.create_extractor("cnn", layer="features", pooling="cls", **kw)
-    x = torch.from_numpy(cls.prepare(image[0]))[None].float() / 255
+    x = torch.from_numpy(cls.prepare(image[0])).permute(2, 0, 1)[None].float() / 255
     prep = cls.preprocessing()
     x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
     with torch.inference_mode():
@@ -219,7 +228,7 @@ def test_local_checkpoint_round_trip(tmp_path):
         "cnn", model="torchvision:resnet18", checkpoint=str(path), precision="fp32"
     )
     X = extractor.transform([skdata.chelsea()])
-    x = torch.from_numpy(extractor.prepare(skdata.chelsea()))[None].float() / 255
+    x = torch.from_numpy(extractor.prepare(skdata.chelsea())).permute(2, 0, 1)[None].float() / 255
     prep = extractor.preprocessing()
     x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
     net.fc = torch.nn.Identity()

@@ -20,7 +20,10 @@ def _knn() -> Pipeline:
 
 
 def _linear_svm() -> Pipeline:
-    return make_pipeline(StandardScaler(), LinearSVC(C=0.1, max_iter=5000, random_state=0))
+    # The dual solver: on 1,347 x 1,280 CNN embeddings liblinear's primal (what dual="auto"
+    # picks when samples outnumber features) took 118 s, the dual 2.4 s, same accuracy.
+    svm = LinearSVC(C=0.1, dual=True, max_iter=5000, random_state=0)
+    return make_pipeline(StandardScaler(), svm)
 
 
 def _logreg() -> Pipeline:

@@ -109,18 +109,53 @@ class Preprocessing:
         return replace(self, crop_size=image_size, resize_size=round(image_size * ratio))
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """Resize and crop an (H, W, 3) uint8 image to a (3, crop, crop) uint8 array."""
+        """Resize and crop an (H, W, 3) uint8 image to a (crop, crop, 3) uint8 array.
+
+        Equals torchvision's ``Resize`` then ``CenterCrop`` on the PIL image (timm's and
+        torchvision's evaluation transforms), pixel for pixel, but resizes only the region
+        the crop keeps (PIL's ``box``), which is about 35% cheaper. Channels stay last: a
+        stack of them is already the channels-last layout the network runs in.
+        """
         from PIL import Image
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms import functional as F
 
         image = Image.fromarray(rgb)
-        mode = InterpolationMode(self.interpolation)
-        size = (
-            [self.resize_size, self.resize_size] if self.crop_mode == "squash" else self.resize_size
-        )
-        image = F.center_crop(F.resize(image, size, interpolation=mode), self.crop_size)
-        return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+        width, height = image.size
+        if self.crop_mode == "squash":
+            out_w = out_h = self.resize_size
+        else:  # torchvision's rule: the shorter side to resize_size, the longer one floored
+            short, long = min(width, height), max(width, height)
+            other = int(self.resize_size * long / short)
+            out_w, out_h = (
+                (self.resize_size, other) if width <= height else (other, self.resize_size)
+            )
+        crop = self.crop_size
+        if out_w < crop or out_h < crop:  # CenterCrop would pad: resize fully, then pad
+            return _resize_then_crop(image, (out_w, out_h), crop, self.interpolation)
+        left = round((out_w - crop) / 2.0)  # CenterCrop's offsets
+        top = round((out_h - crop) / 2.0)
+        sx, sy = width / out_w, height / out_h
+        box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+        resized = image.resize((crop, crop), _PIL_FILTERS[self.interpolation], box=box)
+        return np.array(resized, dtype=np.uint8)  # writable, unlike np.asarray of a PIL image
+
+
+_PIL_FILTERS = {
+    "nearest": 0,  # PIL.Image.Resampling values, without importing PIL at module load
+    "lanczos": 1,
+    "bilinear": 2,
+    "bicubic": 3,
+    "box": 4,
+    "hamming": 5,
+}
+
+
+def _resize_then_crop(image: Any, size: tuple[int, int], crop: int, interpolation: str) -> Any:
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    mode = InterpolationMode(interpolation)
+    out = F.center_crop(F.resize(image, [size[1], size[0]], interpolation=mode), crop)
+    return np.array(out, dtype=np.uint8)
 
 
 @dataclass
