@@ -47,7 +47,19 @@ AUTO_PARALLEL_MIN_SECONDS = 3.0
 #: With n_jobs=None, a batched extractor gets data workers only when reading and resizing
 #: cost at least this fraction of its model's time (measured on the first chunk).
 LOADER_MIN_READ_SHARE = 0.1
-_VERSIONED = ("numpy", "scikit-learn", "opencv-python-headless", "pillow", "joblib", "torch")
+#: At most this many DataLoader workers (n_jobs=-1 on a large machine would start one per
+#: core, each holding prefetched chunks in shared memory).
+MAX_LOADER_WORKERS = 16
+_VERSIONED = (
+    "numpy",
+    "scikit-learn",
+    "opencv-python-headless",
+    "pillow",
+    "joblib",
+    "torch",
+    "torchvision",
+    "timm",
+)
 
 
 @dataclass
@@ -84,6 +96,9 @@ def extract(
     n_jobs : int, optional
         joblib workers (-1: all cores). None (default) uses all cores when the job is long
         enough to repay starting them (judged by timing the first chunk), else this process.
+        For a batched extractor (``cnn``), the number of DataLoader workers that read and
+        resize images while this process runs the model (at most 16); None decides from
+        the first chunk (see docs/extraction.md).
     batch_size : int, default=64
         Images per chunk: the unit of work, of caching and of resuming.
     cache_dir : path, optional
@@ -92,6 +107,7 @@ def extract(
     backend : str, optional
         joblib backend ("loky", "threading", "multiprocessing", ...). None uses joblib's
         current one (loky, unless a ``joblib.parallel_config`` context says otherwise).
+        Not used by batched extractors, which use torch's DataLoader.
     progress : bool, optional
         Show a progress bar; by default only on a terminal.
     on_chunk : callable, optional
@@ -135,30 +151,36 @@ def extract(
         extraction_errors: dict[int, str] = {}  # position -> why the extractor failed on it
         notes: dict[str, int] = {}
         runs = _run_chunks(extractor, dataset, chunks, n_workers, backend, n_jobs is None, engine)
-        for chunk in runs:
-            _check_dim(blocks, chunk, extractor)
-            blocks.append((chunk.ok, chunk.features))
-            failed.update(chunk.unreadable)
-            failed.update(chunk.failed)
-            _add_notes(notes, chunk.notes)
-            n_rows += len(chunk.ok)
-            extraction_errors.update(chunk.failed)
-            if n_rows == 0 and len(extraction_errors) >= MAX_FAILURES_WITHOUT_SUCCESS:
-                _raise_systematic(extractor, extraction_errors)
-            stats["computed_images"] += len(chunk.positions)
-            stats["chunks_computed"] += 1
-            if cache is not None:
-                # Only unreadable images are remembered as failures: they depend on the file
-                # alone, while an extractor error may be fixed or transient (memory).
-                cache.write(
-                    [hashes[p] for p in chunk.ok],  # type: ignore[misc]
-                    chunk.features,
-                    {hashes[p]: r for p, r in chunk.unreadable.items() if hashes[p] is not None},
-                )
-            done += len(chunk.positions)
-            bar.update(len(chunk.positions))
-            if on_chunk is not None:
-                on_chunk(done, n)
+        # closing: an error here must stop DataLoader workers and restore thread settings.
+        with contextlib.closing(runs):
+            for chunk in runs:
+                _check_dim(blocks, chunk, extractor)
+                blocks.append((chunk.ok, chunk.features))
+                failed.update(chunk.unreadable)
+                failed.update(chunk.failed)
+                _add_notes(notes, chunk.notes)
+                n_rows += len(chunk.ok)
+                extraction_errors.update(chunk.failed)
+                if n_rows == 0 and len(extraction_errors) >= MAX_FAILURES_WITHOUT_SUCCESS:
+                    _raise_systematic(extractor, extraction_errors)
+                stats["computed_images"] += len(chunk.positions)
+                stats["chunks_computed"] += 1
+                if cache is not None:
+                    # Only unreadable images are remembered as failures: they depend on the file
+                    # alone, while an extractor error may be fixed or transient (memory).
+                    cache.write(
+                        [hashes[p] for p in chunk.ok],  # type: ignore[misc]
+                        chunk.features,
+                        {
+                            hashes[p]: r
+                            for p, r in chunk.unreadable.items()
+                            if hashes[p] is not None
+                        },
+                    )
+                done += len(chunk.positions)
+                bar.update(len(chunk.positions))
+                if on_chunk is not None:
+                    on_chunk(done, n)
 
     if extraction_errors and not _blocks_have_rows(blocks):
         _raise_systematic(extractor, extraction_errors)
@@ -313,13 +335,15 @@ def _run_loader(
 
     if not auto and n_workers == 1:
         n_workers = 0  # n_jobs=1: everything in this process
+    # Each worker holds two prepared chunks (about 10 MB each at 224 px) in shared memory.
+    n_workers = min(n_workers, MAX_LOADER_WORKERS)
     if auto:
         n_workers = 0
         if len(chunks) > 1:
             chunk, share, busy = _probe_chunk(extractor, dataset, chunks[0])
             yield chunk
             chunks = chunks[1:]
-            idle = (os.cpu_count() or 1) - busy
+            idle = effective_n_jobs(-1) - busy
             if share >= LOADER_MIN_READ_SHARE and (idle >= 1 or share >= 1):
                 wanted = math.ceil(1.25 * share)
                 n_workers = max(1, min(wanted, len(chunks), math.floor(max(idle, 1))))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -428,3 +430,52 @@ def test_pacs_photo_features_separate_classes():
 def test_packaged_weights_module_paths():
     assert packaged_weights.packaged_checkpoint("resnet50") is None
     assert packaged_checkpoint("tf_efficientnet_lite0").suffix == ".pth"
+
+
+@pytest.mark.parametrize(
+    ("model", "dim"),
+    [
+        ("torchvision:efficientnet_b0", 1280),  # its SE blocks have pools of their own
+        ("torchvision:mobilenet_v3_small", 576),
+        ("swin_tiny_patch4_window7_224", 768),  # timm gives (N, H, W, C) maps
+    ],
+)
+def test_features_layer_is_the_last_map_whatever_the_layout(model, dim):
+    extractor = featkit.create_extractor(
+        "cnn", model=model, pretrained=False, layer="features", pooling="avg"
+    )
+    assert extractor.transform([skdata.chelsea()]).shape == (1, dim)
+
+
+def test_fixed_size_models_without_dynamic_size_still_load():
+    """LeViT takes no dynamic_img_size: it runs at its native size, and says so."""
+    extractor = featkit.create_extractor("cnn", model="levit_128s", pretrained=False)
+    assert extractor.transform([skdata.chelsea()]).shape == (1, extractor.feature_dim)
+    with pytest.raises(InvalidParameterError, match="only accepts 224x224"):
+        _load(featkit.create_extractor("cnn", model="levit_128s", pretrained=False, image_size=96))
+
+
+def test_a_replaced_checkpoint_is_loaded_again(tmp_path):
+    path = tmp_path / "w.pt"
+    net = torchvision.models.resnet18(weights=None)
+    torch.save(net.state_dict(), path)
+    kw = {"model": "torchvision:resnet18", "checkpoint": str(path), "image_size": 64}
+    first = featkit.create_extractor("cnn", **kw)
+    a = first.transform([skdata.chelsea()])
+    stamp = first.config["runtime"]["checkpoint"]  # part of the cache key
+    with torch.no_grad():
+        net.layer4[1].bn2.weight.mul_(5.0)
+    torch.save(net.state_dict(), path)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # a different stamp
+    second = featkit.create_extractor("cnn", **kw)
+    assert not np.allclose(second.transform([skdata.chelsea()]), a)
+    assert second.config["runtime"]["checkpoint"] != stamp
+
+
+def test_auto_precision_follows_the_cpu_flags(monkeypatch):
+    from featkit.extractors import cnn as cnn_module
+
+    monkeypatch.setattr(cnn_module, "_cpu_has_native_bf16", lambda: False)
+    assert featkit.create_extractor("cnn", device="cpu").resolved_precision() == "fp32"
+    monkeypatch.setattr(cnn_module, "_cpu_has_native_bf16", lambda: True)
+    assert featkit.create_extractor("cnn", device="cpu").resolved_precision() == "bf16"

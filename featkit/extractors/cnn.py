@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,8 +192,8 @@ class CNNExtractor(Extractor):
         import torch
 
         device = self._device()
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if device.type == "cuda":  # native bf16 from Ampere (capability 8) on; fp16 before
+            return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
         if device.type == "cpu" and _cpu_has_native_bf16():
             return "bf16"
         return "fp32"
@@ -203,6 +204,8 @@ class CNNExtractor(Extractor):
         computed in bf16 on one machine must not be served from cache for fp32 on another."""
         config = super().config
         config["runtime"] = {"device": self._device().type, "precision": self.resolved_precision()}
+        if self.checkpoint is not None:  # the file, not just its name: it may be replaced
+            config["runtime"]["checkpoint"] = list(_checkpoint_stamp(self.checkpoint) or ())
         return config
 
     def input_spec(self) -> InputSpec:
@@ -253,17 +256,21 @@ class CNNExtractor(Extractor):
         """Features of a (n, S, S, 3) uint8 batch, in forward passes of batch_size images."""
         import torch
 
-        out, start, size = [], 0, self.batch_size
+        out, start = [], 0
+        size = min(self.batch_size, self.__dict__.get("_fitting_batch", self.batch_size))
         while start < len(batch):
             try:
                 out.append(self._forward(batch[start : start + size]))
                 start += size
+                continue
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise
-                size = max(1, size // 2)
-                torch.cuda.empty_cache()
-                logger.warning("GPU out of memory: forward passes of %d images from now", size)
+            # Outside the except block, so the failed pass's tensors can be freed.
+            size = max(1, size // 2)
+            self.__dict__["_fitting_batch"] = size  # remembered for the next chunks
+            torch.cuda.empty_cache()
+            logger.warning("GPU out of memory: forward passes of %d images from now", size)
         return np.concatenate(out)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
@@ -304,7 +311,7 @@ class CNNExtractor(Extractor):
         return load_backbone(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint)
 
     def _network(self) -> _Network:
-        key = (self.model, self.pretrained, self.checkpoint, str(self._device()))
+        key = (self.model, self.pretrained, _checkpoint_stamp(self.checkpoint), str(self._device()))
         layers = tuple(self._layers())
         net = _network_for(key, layers, self._backbone, self._device())
         if self.pooling == "cls" and net.prefix_tokens == 0:
@@ -322,11 +329,6 @@ class CNNExtractor(Extractor):
             store[key] = make()
         return store[key]
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_derived", None)  # cheap to recompute; keeps pickles small and portable
-        return state
-
     @classmethod
     def describe_extra(cls) -> dict[str, list[str]]:
         """Sections for ``featkit describe``: the pretrained weights usable offline."""
@@ -338,6 +340,18 @@ class CNNExtractor(Extractor):
         return {"Pretrained weights available offline": rows}
 
 
+def _checkpoint_stamp(checkpoint: str | None) -> tuple[Any, ...] | None:
+    """Resolved path, size and modification time of a checkpoint file (None: no file)."""
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint).expanduser().resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), None, None)
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
 def _auto_pooling(activations: Any, prefix_tokens: int) -> str:
     if activations.ndim == 3 and prefix_tokens > 0:
         return "cls"
@@ -345,14 +359,16 @@ def _auto_pooling(activations: Any, prefix_tokens: int) -> str:
 
 
 def _cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: where bfloat16 autocast was measured 2x faster than float32."""
-    import torch
+    """AVX512-BF16 or AMX: where bfloat16 autocast was measured 2x faster than float32.
 
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    (torch's mkldnn bf16 check only asks for AVX-512 BW/VL/DQ, where bf16 is emulated.)
+    """
     try:
-        return bool(check()) if check is not None else False
-    except RuntimeError:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
         return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class _Network:
@@ -378,6 +394,8 @@ class _Network:
         if type(model).__name__ == "VisionTransformer" and self.library == "torchvision":
             self.prefix_tokens = 1
         self.layers = layers
+        # Some timm networks (Swin, ...) give channels-last (N, H, W, C) feature maps.
+        self.nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC"
         self._modules = dict(model.named_modules())
         self._stages = {n: int(_STAGE.match(n).group(1)) for n in layers if _STAGE.match(n)}
         self._check_layers()
@@ -427,9 +445,13 @@ class _Network:
         """(module, "input"|"output") whose tensor is a torchvision network's last feature map."""
         import torch
 
-        for name, module in self._modules.items():
-            if isinstance(module, torch.nn.AdaptiveAvgPool2d):
-                return name, "input"
+        # The global pool: the top-level one, else the last (squeeze-excitation blocks have
+        # pools of their own, earlier in the network).
+        pools = [n for n, m in self._modules.items() if isinstance(m, torch.nn.AdaptiveAvgPool2d)]
+        if "avgpool" in pools:
+            return "avgpool", "input"
+        if pools:
+            return pools[-1], "input"
         if "encoder" in self._modules and type(self.model).__name__ == "VisionTransformer":
             return "encoder", "output"
         return None
@@ -447,7 +469,10 @@ class _Network:
                     found[name] = maps[indices.index(index)]
             rest = [n for n in self.layers if n not in found]
             if rest:
-                found.update(self._run(x, rest))
+                maps = self._run(x, rest)
+                if self.nhwc:  # forward_intermediates already gives NCHW
+                    maps = {n: a.permute(0, 3, 1, 2) if a.ndim == 4 else a for n, a in maps.items()}
+                found.update(maps)
             return [found[n] for n in self.layers]
 
     def _run(self, x: Any, names: list[str]) -> dict[str, Any]:
