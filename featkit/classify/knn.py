@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featkit.exceptions import InvalidParameterError
+from featkit.extractors.params import check_float, check_int
 
 __all__ = ["FaissKNNClassifier"]
 
@@ -62,22 +63,16 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
 
     def _validate(self) -> None:
-        if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, int):
-            raise InvalidParameterError(f"n_neighbors must be an integer, got {self.n_neighbors!r}")
-        if self.n_neighbors < 1:
-            raise InvalidParameterError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        name = type(self).__name__
+        check_int(name, "n_neighbors", self.n_neighbors, low=1)
         if self.metric not in METRICS:
             raise InvalidParameterError(f"metric must be one of {METRICS}, got {self.metric!r}")
         if self.weights not in WEIGHTS:
             raise InvalidParameterError(f"weights must be one of {WEIGHTS}, got {self.weights!r}")
         if self.weights == "similarity" and self.metric != "cosine":
             raise InvalidParameterError("weights='similarity' needs metric='cosine'")
-        if not self.temperature > 0:
-            raise InvalidParameterError(f"temperature must be > 0, got {self.temperature!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise InvalidParameterError(f"batch_size must be an integer, got {self.batch_size!r}")
-        if self.batch_size < 1:
-            raise InvalidParameterError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_float(name, "temperature", self.temperature, low=0.0, strict=True)
+        check_int(name, "batch_size", self.batch_size, low=1)
 
     def _prepare(self, X: Any) -> np.ndarray:
         X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
