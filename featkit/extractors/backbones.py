@@ -33,6 +33,7 @@ __all__ = [
     "MODEL_ALIASES",
     "Backbone",
     "Preprocessing",
+    "checkpoint_stamp",
     "load_backbone",
     "offline_weights",
     "resolve_model_name",
@@ -242,12 +243,9 @@ def load_backbone(
     repeat. Recently used backbones are kept in memory: clones of an extractor share one.
     """
     library, arch = resolve_model_name(model)
-    path = None if checkpoint is None else str(Path(checkpoint).expanduser().resolve())
-    stamp = None
-    if path is not None and Path(path).is_file():
-        stat = Path(path).stat()
-        stamp = (stat.st_size, stat.st_mtime_ns)  # a replaced file is loaded again
-    key = (library, arch, bool(pretrained), path, stamp)
+    stamp = checkpoint_stamp(checkpoint)  # a replaced file is loaded again
+    path = None if stamp is None else stamp[0]
+    key = (library, arch, bool(pretrained), stamp)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -260,6 +258,21 @@ def load_backbone(
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return backbone
+
+
+def checkpoint_stamp(checkpoint: str | os.PathLike | None) -> tuple[Any, ...] | None:
+    """(resolved path, size, modification time) of a checkpoint file; None for no file.
+
+    Size and time are None when the file cannot be read.
+    """
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint).expanduser().resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), None, None)
+    return (str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def _load_timm(arch: str, pretrained: bool, checkpoint: str | None) -> Backbone:

@@ -19,7 +19,6 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from featkit.exceptions import InvalidParameterError
 from featkit.extractors.backbones import (
     Backbone,
     Preprocessing,
+    checkpoint_stamp,
     load_backbone,
     offline_weights,
     resolve_model_name,
@@ -205,7 +205,7 @@ class CNNExtractor(Extractor):
         config = super().config
         config["runtime"] = {"device": self._device().type, "precision": self.resolved_precision()}
         if self.checkpoint is not None:  # the file, not just its name: it may be replaced
-            config["runtime"]["checkpoint"] = list(_checkpoint_stamp(self.checkpoint) or ())
+            config["runtime"]["checkpoint"] = list(checkpoint_stamp(self.checkpoint) or ())
         return config
 
     def input_spec(self) -> InputSpec:
@@ -311,7 +311,7 @@ class CNNExtractor(Extractor):
         return load_backbone(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint)
 
     def _network(self) -> _Network:
-        key = (self.model, self.pretrained, _checkpoint_stamp(self.checkpoint), str(self._device()))
+        key = (self.model, self.pretrained, checkpoint_stamp(self.checkpoint), str(self._device()))
         layers = tuple(self._layers())
         net = _network_for(key, layers, self._backbone, self._device())
         if self.pooling == "cls" and net.prefix_tokens == 0:
@@ -338,18 +338,6 @@ class CNNExtractor(Extractor):
             "or checkpoint=PATH"
         )
         return {"Pretrained weights available offline": rows}
-
-
-def _checkpoint_stamp(checkpoint: str | None) -> tuple[Any, ...] | None:
-    """Resolved path, size and modification time of a checkpoint file (None: no file)."""
-    if checkpoint is None:
-        return None
-    path = Path(checkpoint).expanduser().resolve()
-    try:
-        stat = path.stat()
-    except OSError:
-        return (str(path), None, None)
-    return (str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def _auto_pooling(activations: Any, prefix_tokens: int) -> str:
