@@ -6,7 +6,8 @@ k-NN evaluation (votes weighted by ``exp(similarity / temperature)``); with
 ``sklearn.neighbors.KNeighborsClassifier(algorithm="brute")`` predicts with the same
 metric, except where distances tie at the k-th neighbour (FAISS and scikit-learn may then
 keep different neighbours). Ties between classes go to the smallest class label, as in
-scikit-learn.
+scikit-learn. The index is a :class:`featkit.index.FeatureIndex`: on a GPU when faiss is a
+GPU build and sees one (``device="auto"``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_float, check_int
+from featkit.index import METRICS, FeatureIndex, resolve_device
 
 __all__ = ["FaissKNNClassifier"]
 
-METRICS = ("cosine", "l2")
 WEIGHTS = ("uniform", "distance", "similarity")
 
 
@@ -44,6 +46,9 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
         A FAISS index factory string ("Flat", "IVF256,Flat", "HNSW32", ...).
     batch_size : int, default=4096
         Queries searched at a time (bounds the memory of the distance matrix).
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+        Where the index lives: auto takes a GPU when faiss is a GPU build and sees one;
+        "cuda" without a GPU build of faiss is an error.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
         temperature: float = 0.07,
         index: str = "Flat",
         batch_size: int = 4096,
+        device: str = "auto",
     ) -> None:
         self.n_neighbors = n_neighbors
         self.metric = metric
@@ -61,6 +67,7 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
         self.temperature = temperature
         self.index = index
         self.batch_size = batch_size
+        self.device = device
 
     def _validate(self) -> None:
         name = type(self).__name__
@@ -73,88 +80,75 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidParameterError("weights='similarity' needs metric='cosine'")
         check_float(name, "temperature", self.temperature, low=0.0, strict=True)
         check_int(name, "batch_size", self.batch_size, low=1)
-
-    def _prepare(self, X: Any) -> np.ndarray:
-        X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-        if X.ndim != 2:
-            raise InvalidParameterError(f"expected a 2-D array of features, got shape {X.shape}")
-        if not np.isfinite(X).all():
-            raise InvalidParameterError("features contain NaN or inf")
-        if self.metric == "cosine":
-            norms = np.linalg.norm(X, axis=1, keepdims=True)
-            X = X / np.maximum(norms, 1e-12)
-        return X
+        resolve_device(self.device)
 
     def fit(self, X: Any, y: Any) -> FaissKNNClassifier:
         """Index the training features ``X`` with their labels ``y``."""
-        import faiss
-
         self._validate()
-        X = self._prepare(X)
-        y = np.asarray(y)
-        if len(y) != len(X):
-            raise InvalidParameterError(f"X has {len(X)} rows but y has {len(y)} labels")
-        if len(X) < self.n_neighbors:
-            raise InvalidParameterError(
-                f"n_neighbors={self.n_neighbors} but only {len(X)} training samples"
-            )
+        X, y = validate_data(self, X, y, dtype=np.float32, order="C")
+        check_classification_targets(y)
         self.classes_, self._y = np.unique(y, return_inverse=True)
-        metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
-        try:
-            index = faiss.index_factory(X.shape[1], self.index, metric)
-        except RuntimeError as exc:
-            raise InvalidParameterError(f"bad FAISS index string {self.index!r}: {exc}") from None
-        if not index.is_trained:
-            index.train(X)
-        index.add(X)
-        self.index_ = index
-        self.n_features_in_ = X.shape[1]
+        self.index_ = FeatureIndex(
+            X.shape[1],
+            self.index,
+            self.metric,
+            device=self.device,
+            batch_size=self.batch_size,
+        )
+        self.index_.add(X)
         return self
 
     def kneighbors(
         self, X: Any, n_neighbors: int | None = None, return_distance: bool = True
     ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
-        """Distances (cosine: 1 - similarity; l2: Euclidean) and indices of the neighbours."""
+        """Distances (cosine: 1 - similarity; l2: Euclidean) and indices of the neighbours.
+
+        An approximate index may find fewer than k neighbours: those slots hold index -1 and
+        distance inf, and get no vote.
+        """
         check_is_fitted(self, "index_")
         k = self.n_neighbors if n_neighbors is None else n_neighbors
-        X = self._prepare(X)
-        if X.shape[1] != self.n_features_in_:
-            raise InvalidParameterError(
-                f"X has {X.shape[1]} features, the index was built with {self.n_features_in_}"
+        check_int(type(self).__name__, "n_neighbors", k, low=1)
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        n_fit = self.index_.ntotal
+        if k > n_fit:  # scikit-learn's condition and wording
+            raise ValueError(
+                f"Expected n_neighbors <= n_samples_fit, but n_neighbors = {k}, "
+                f"n_samples_fit = {n_fit}, n_samples = {len(X)}"
             )
-        scores, indices = [], []
-        for start in range(0, len(X), self.batch_size):
-            s, i = self.index_.search(X[start : start + self.batch_size], k)
-            scores.append(s)
-            indices.append(i)
-        score = np.concatenate(scores) if scores else np.zeros((0, k), np.float32)
-        index = np.concatenate(indices) if indices else np.zeros((0, k), np.int64)
+        scores, index = self.index_.search(X, k)
+        # Cosine distance in [0, 2] as scikit-learn clips it: a float32 similarity of a row
+        # with itself can exceed 1, and a negative distance would flip a 1/distance vote.
+        distance = np.clip(1.0 - scores, 0.0, 2.0) if self.metric == "cosine" else scores
+        distance[index < 0] = np.inf
         if not return_distance:
             return index
-        if self.metric == "cosine":
-            distance = 1.0 - score
-        else:  # FAISS gives squared distances
-            distance = np.sqrt(np.maximum(score, 0.0))
         return distance, index
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Weighted vote shares of each class (columns in ``classes_`` order)."""
         distance, index = self.kneighbors(X)
+        distance = distance.astype(np.float64)
         if self.weights == "uniform":
-            w = np.ones_like(distance, dtype=np.float64)
+            w = np.ones_like(distance)
         elif self.weights == "distance":
             with np.errstate(divide="ignore"):
-                w = 1.0 / distance.astype(np.float64)
-            exact = np.isinf(w)
+                w = 1.0 / distance
+            exact = np.isinf(w) & (index >= 0)
             rows = exact.any(axis=1)
             w[rows] = exact[rows]  # scikit-learn: exact matches take all the weight
         else:
-            w = np.exp((1.0 - distance.astype(np.float64)) / self.temperature)
+            w = np.exp((1.0 - distance) / self.temperature)
+        found = index >= 0
+        w[~found] = 0.0
         votes = np.zeros((len(index), len(self.classes_)))
-        labels = self._y[index]
+        labels = self._y[np.where(found, index, 0)]
         np.add.at(votes, (np.arange(len(index))[:, None], labels), w)
-        return votes / votes.sum(axis=1, keepdims=True)
+        total = votes.sum(axis=1, keepdims=True)
+        # A query an approximate index found no neighbour for: equal shares.
+        return np.divide(votes, total, out=np.full_like(votes, 1 / votes.shape[1]), where=total > 0)
 
     def predict(self, X: Any) -> np.ndarray:
         """The class with the most (weighted) votes; ties go to the smallest label."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: it raises NotFittedError before fit
+        return self.classes_[np.argmax(proba, axis=1)]

@@ -90,7 +90,9 @@ def kmeans_codebook(
     ``seed``, not on the number of threads. The inertia is the sum of squared distances of
     all the points to their nearest word.
     """
-    import faiss
+    from featkit._faiss import import_faiss
+
+    faiss = import_faiss()
 
     x = np.ascontiguousarray(descriptors, dtype=np.float32)
     n, d = x.shape
@@ -1181,7 +1183,9 @@ def _word_presence(encoder: BagOfVisualWords, items: list[Any]) -> np.ndarray:
 
 # -- small numeric helpers ------------------------------------------------------------------
 def _flat_index(codebook: np.ndarray) -> Any:
-    import faiss
+    from featkit._faiss import import_faiss
+
+    faiss = import_faiss()
 
     c = np.ascontiguousarray(codebook, dtype=np.float32)
     index = faiss.IndexFlatL2(c.shape[1])
@@ -1201,7 +1205,9 @@ def _single_threaded_blas() -> Any:
     OpenBLAS threads on top of it oversubscribe the cores (2x slower measured on 2 cores)."""
     controller = _CONTROLLER.get("blas")
     if controller is None:
-        import faiss  # noqa: F401  (its BLAS must be loaded before the controller looks)
+        from featkit._faiss import import_faiss
+
+        import_faiss()  # its BLAS must be loaded before the controller looks
         from threadpoolctl import ThreadpoolController
 
         controller = _CONTROLLER["blas"] = ThreadpoolController()

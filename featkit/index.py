@@ -1,0 +1,715 @@
+"""Search indexes of features: build, add, search, save and load FAISS indexes.
+
+``FeatureIndex`` wraps a FAISS index made from a factory string (``"Flat"`` exact search,
+``"IVF1024,Flat"``, ``"HNSW32"``, ``"IVF256,PQ16"``, ...) with the ids, labels and class names
+of its rows and the config of the extractor that made them, so a query image can be embedded
+the same way. It is saved as the FAISS file plus a JSON sidecar (``PATH.json``), no pickle.
+
+Metrics: ``"cosine"`` (rows L2-normalised, inner product; scores are similarities, higher is
+closer) and ``"l2"`` (scores are Euclidean distances, lower is closer). Approximate indexes
+report recall@k against exact search (:meth:`FeatureIndex.recall_at_k`).
+
+The command line uses :func:`build_index` and :func:`search_images`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featkit._faiss import import_faiss
+from featkit._version import __version__
+from featkit.exceptions import DatasetError, InvalidParameterError
+from featkit.extractors.params import check_int
+from featkit.features import FeatureSet
+
+__all__ = ["FeatureIndex", "build_index", "recall_at_k", "search_images"]
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("cosine", "l2")
+FORMAT = "featkit.FeatureIndex"
+FORMAT_VERSION = 1
+#: Rows used as queries when :func:`build_index` measures the recall of an approximate index.
+RECALL_QUERIES = 1000
+
+_GPU: dict[int, Any] = {}
+
+
+# -- helpers shared with FaissKNNClassifier --------------------------------------------------
+def resolve_device(device: str) -> str:
+    """``"cpu"`` or ``"cuda:N"`` for ``device`` in auto / cpu / cuda / cuda:N.
+
+    ``auto`` takes GPU 0 when faiss is a GPU build and sees a GPU; ``cuda`` without either is
+    an error that says so.
+    """
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    faiss = import_faiss()
+    gpu_build = hasattr(faiss, "StandardGpuResources") and hasattr(faiss, "index_cpu_to_gpu")
+    n_gpus = faiss.get_num_gpus() if gpu_build else 0
+    if device == "auto":
+        return "cuda:0" if n_gpus > 0 else "cpu"
+    if not gpu_build:
+        raise InvalidParameterError(
+            f"device={device!r} needs a GPU build of faiss (conda's faiss-gpu, or a build with "
+            "CUDA); the installed faiss is CPU-only: use device='cpu' or 'auto'"
+        )
+    gpu = int(device.partition(":")[2] or 0)
+    if gpu >= n_gpus:
+        raise InvalidParameterError(f"device={device!r} but faiss sees {n_gpus} GPU(s)")
+    return f"cuda:{gpu}"
+
+
+def new_index(dim: int, factory: str, metric: str) -> Any:
+    """An empty CPU FAISS index from a factory string (inner product for cosine)."""
+    faiss = import_faiss()
+    if metric not in METRICS:
+        raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")
+    if not isinstance(factory, str) or not factory.strip():
+        raise InvalidParameterError(f"bad FAISS index string {factory!r}")
+    kind = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    try:
+        index = faiss.index_factory(int(dim), factory, kind)
+    except RuntimeError as exc:
+        raise InvalidParameterError(
+            f"bad FAISS index string {factory!r}: {_faiss_message(exc)}"
+        ) from None
+    _no_polysemous_training(faiss, index)
+    return index
+
+
+def _no_polysemous_training(faiss: Any, index: Any) -> None:
+    """Skip the polysemous training of PQ codes that the factory turns on: it only serves
+    the polysemous search mode, which featkit never enables, and took 27 s of the 28 s
+    training of a "PQ16" index on 1,797 vectors (it does not shrink with the data)."""
+    parts = [faiss.downcast_index(index)]
+    try:
+        parts.append(faiss.extract_index_ivf(index))
+    except (RuntimeError, AttributeError):
+        pass
+    inner = getattr(parts[0], "index", None)  # a pre-transform (PCA, OPQ) wraps the index
+    if inner is not None:
+        parts.append(faiss.downcast_index(inner))
+    for part in parts:
+        if hasattr(part, "do_polysemous_training"):
+            part.do_polysemous_training = False
+
+
+def to_device(index: Any, device: str, *, strict: bool) -> tuple[Any, str]:
+    """``index`` moved to ``device`` ("cpu" or "cuda:N"), and the device it ended on.
+
+    Index types FAISS cannot put on a GPU (HNSW, ...) stay on the CPU unless ``strict``.
+    """
+    if device == "cpu":
+        return index, "cpu"
+    faiss = import_faiss()
+    gpu_id = int(device.partition(":")[2])
+    if gpu_id not in _GPU:  # one set of resources (streams, scratch memory) per GPU
+        _GPU[gpu_id] = faiss.StandardGpuResources()
+    try:
+        gpu = faiss.index_cpu_to_gpu(_GPU[gpu_id], gpu_id, index)
+    except RuntimeError as exc:
+        if strict:
+            raise InvalidParameterError(
+                f"faiss cannot run this index on {device}: {_faiss_message(exc)}"
+            ) from None
+        logger.debug("index stays on the CPU: %s", exc)
+        return index, "cpu"
+    return gpu, device
+
+
+def to_cpu(index: Any) -> Any:
+    """A CPU copy of a GPU index (the index itself when it is on the CPU)."""
+    faiss = import_faiss()
+    if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__:
+        return faiss.index_gpu_to_cpu(index)
+    return index
+
+
+def prepare_vectors(X: Any, metric: str, dim: int | None = None) -> np.ndarray:
+    """Float32 C-contiguous rows, L2-normalised for cosine; checks shape and finiteness."""
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    if X.ndim != 2:
+        raise InvalidParameterError(f"expected a 2-D array of features, got shape {X.shape}")
+    if dim is not None and X.shape[1] != dim:
+        raise InvalidParameterError(f"features have {X.shape[1]} dimensions, the index {dim}")
+    if not np.isfinite(X).all():
+        raise InvalidParameterError("features contain NaN or inf")
+    if metric == "cosine":
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        X = X / np.maximum(norms, 1e-12)
+    return X
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of the true k nearest rows (``truth``, (n, k)) that ``found`` (n, k) has."""
+    found, truth = np.asarray(found), np.asarray(truth)
+    if found.shape != truth.shape or found.ndim != 2:
+        raise InvalidParameterError(f"shapes differ: found {found.shape}, truth {truth.shape}")
+    if found.size == 0:
+        return float("nan")
+    hits = sum(len(np.intersect1d(f[f >= 0], t)) for f, t in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def _faiss_message(exc: BaseException) -> str:
+    """What went wrong, from a faiss error ("Error in <C++ signature> at file:line: Error:
+    'check' failed: message")."""
+    text = " ".join(str(exc).split())
+    for marker in ("failed: ", "Error: "):
+        if marker in text:
+            return text.rsplit(marker, 1)[1]
+    return text or type(exc).__name__
+
+
+class FeatureIndex:
+    """A FAISS index of feature rows with their ids, labels and extractor config.
+
+    Parameters
+    ----------
+    dim : int
+        Feature dimension.
+    factory : str, default="Flat"
+        FAISS index factory string: "Flat" (exact), "IVF1024,Flat", "HNSW32", "IVF256,PQ16"...
+    metric : {"cosine", "l2"}, default="cosine"
+        Cosine: scores are similarities (higher is closer); l2: Euclidean distances.
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+        Where the index lives; auto takes a GPU when faiss is a GPU build and sees one.
+    nprobe, ef_search : int, optional
+        Search knobs of IVF (lists visited) and HNSW (candidate list size) indexes.
+    batch_size : int, default=4096
+        Queries searched at a time (bounds the memory of the score matrix).
+    class_names : sequence of str, optional
+        Names of the labels given to :meth:`add`.
+    extractor : dict, optional
+        Config of the extractor that made the features (``Extractor.config``), saved with the
+        index so :func:`search_images` can embed query images the same way.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        factory: str = "Flat",
+        metric: str = "cosine",
+        *,
+        device: str = "auto",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        batch_size: int = 4096,
+        class_names: Sequence[str] | None = None,
+        extractor: dict[str, Any] | None = None,
+    ) -> None:
+        check_int("FeatureIndex", "dim", dim, low=1)
+        check_int("FeatureIndex", "batch_size", batch_size, low=1)
+        self.dim = int(dim)
+        self.factory = factory
+        self.metric = metric
+        self.batch_size = int(batch_size)
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.extractor = extractor
+        self.dataset: dict[str, Any] | None = None
+        self.stats: dict[str, Any] = {}
+        self._device_request = device
+        cpu_index = new_index(self.dim, factory, metric)
+        self._exact = _is_flat(cpu_index)
+        self._index, self.device = to_device(
+            cpu_index,
+            resolve_device(device),
+            strict=isinstance(device, str) and device.startswith("cuda"),
+        )
+        self.ids = np.zeros(0, dtype=str)
+        self.labels = np.zeros(0, dtype=np.int64)
+        self._nprobe: int | None = None
+        self._ef_search: int | None = None
+        if nprobe is not None:
+            self.nprobe = nprobe
+        if ef_search is not None:
+            self.ef_search = ef_search
+
+    # -- building ------------------------------------------------------------------------------
+    @classmethod
+    def from_features(
+        cls,
+        features: FeatureSet | Any,
+        factory: str = "Flat",
+        metric: str = "cosine",
+        *,
+        ids: Sequence[str] | None = None,
+        labels: Sequence[int] | None = None,
+        class_names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> FeatureIndex:
+        """An index of a FeatureSet (its ids, labels, class names and extractor config) or of
+        an array of rows (with optional ``ids``, ``labels`` and ``class_names``)."""
+        if isinstance(features, FeatureSet):
+            index = cls(
+                features.dim,
+                factory,
+                metric,
+                class_names=features.class_names,
+                extractor=features.provenance.get("extractor"),
+                **kwargs,
+            )
+            dataset = features.provenance.get("dataset")
+            if isinstance(dataset, dict):
+                index.dataset = {"name": dataset.get("name"), "root": dataset.get("root")}
+            index.add(features.X, ids=features.ids, labels=features.y)
+            return index
+        X = np.asarray(features)
+        if X.ndim != 2:
+            raise InvalidParameterError(f"expected a 2-D array of features, got shape {X.shape}")
+        index = cls(X.shape[1], factory, metric, class_names=class_names, **kwargs)
+        index.add(X, ids=ids, labels=labels)
+        return index
+
+    def train(self, X: Any) -> FeatureIndex:
+        """Train the index (IVF centroids, PQ codebooks) on rows ``X``; no-op for Flat/HNSW."""
+        if self._index.is_trained:
+            return self
+        X = prepare_vectors(X, self.metric, self.dim)
+        start = time.perf_counter()
+        try:
+            self._index.train(X)
+        except RuntimeError as exc:
+            raise InvalidParameterError(
+                f"cannot train a {self.factory!r} index on {len(X)} vectors: "
+                f"{_faiss_message(exc)} (give more vectors or choose fewer lists / centroids)"
+            ) from None
+        self.stats["train_seconds"] = round(time.perf_counter() - start, 4)
+        self._apply_knobs()  # some knobs only exist once trained
+        return self
+
+    def add(
+        self, X: Any, ids: Sequence[str] | None = None, labels: Sequence[int] | None = None
+    ) -> FeatureIndex:
+        """Add rows ``X`` (training the index on them first if it is untrained), with their
+        ids (default: row numbers) and integer labels (default: -1, none)."""
+        X = prepare_vectors(X, self.metric, self.dim)
+        n0, n = len(self.ids), len(X)
+        ids_arr = np.asarray([str(i) for i in range(n0, n0 + n)] if ids is None else ids, str)
+        labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+        if len(ids_arr) != n or len(labels_arr) != n:
+            raise InvalidParameterError(
+                f"{n} rows but {len(ids_arr)} ids and {len(labels_arr)} labels"
+            )
+        if not self._index.is_trained:
+            self.train(X)
+        start = time.perf_counter()
+        self._index.add(X)
+        self.stats["add_seconds"] = round(
+            self.stats.get("add_seconds", 0.0) + time.perf_counter() - start, 4
+        )
+        self.ids = np.concatenate([self.ids, ids_arr])
+        self.labels = np.concatenate([self.labels, labels_arr])
+        return self
+
+    # -- searching -------------------------------------------------------------------------------
+    def search(self, X: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (n, k) and row numbers (n, k) of the k nearest rows of each query row.
+
+        Cosine: similarities, best first; l2: Euclidean distances, nearest first. An
+        approximate index may find fewer than k rows: those slots hold row -1, score NaN.
+        """
+        check_int("FeatureIndex.search", "k", k, low=1)
+        X = prepare_vectors(X, self.metric, self.dim)
+        scores = np.empty((len(X), k), np.float32)
+        rows = np.empty((len(X), k), np.int64)
+        for start in range(0, len(X), self.batch_size):
+            stop = start + self.batch_size
+            scores[start:stop], rows[start:stop] = self._index.search(X[start:stop], k)
+        if self.metric == "l2":  # faiss gives squared distances
+            np.sqrt(np.maximum(scores, 0.0, out=scores), out=scores)
+        scores[rows < 0] = np.nan
+        return scores, rows
+
+    def exact_search(self, X: Any, database: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k-nearest rows of ``database`` (the indexed rows, in index order) with this
+        index's metric: the reference of :meth:`recall_at_k`."""
+        faiss = import_faiss()
+        xq = prepare_vectors(X, self.metric, self.dim)
+        xb = prepare_vectors(database, self.metric, self.dim)
+        kind = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
+        scores, rows = faiss.knn(xq, xb, int(k), metric=kind)
+        if self.metric == "l2":
+            scores = np.sqrt(np.maximum(scores, 0.0))
+        return scores, rows
+
+    def recall_at_k(self, queries: Any, k: int = 10, database: Any | None = None) -> float:
+        """Mean share of each query's exact k nearest rows that this index finds (1.0 for an
+        exact index). ``database``: the indexed rows in index order; without it they are read
+        back from the index, which works for indexes that keep them (Flat, IVF-Flat, HNSW)."""
+        if database is None:
+            database = self._stored_vectors()
+        _, truth = self.exact_search(queries, database, k)
+        _, found = self.search(queries, k)
+        return recall_at_k(found, truth)
+
+    def _stored_vectors(self) -> np.ndarray:
+        faiss = import_faiss()
+        base = faiss.downcast_index(to_cpu(self._index))
+        if isinstance(base, faiss.IndexIVFFlat):
+            base.make_direct_map()
+        elif not isinstance(base, (faiss.IndexFlat, faiss.IndexHNSWFlat)):
+            raise InvalidParameterError(
+                f"a {self.factory!r} index does not keep the exact vectors: pass database= "
+                "(the indexed features, in index order) to measure its recall"
+            )
+        return base.reconstruct_n(0, base.ntotal)
+
+    # -- knobs ---------------------------------------------------------------------------------
+    @property
+    def nprobe(self) -> int | None:
+        """Inverted lists an IVF index visits per query (more: slower, better recall)."""
+        return self._nprobe if self._nprobe is not None else self._read_knob("nprobe")
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        check_int("FeatureIndex", "nprobe", value, low=1)
+        self._set_knob("nprobe", int(value))
+        self._nprobe = int(value)
+
+    @property
+    def ef_search(self) -> int | None:
+        """Candidate list size of an HNSW search (more: slower, better recall)."""
+        return self._ef_search if self._ef_search is not None else self._read_knob("efSearch")
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        check_int("FeatureIndex", "ef_search", value, low=1)
+        self._set_knob("efSearch", int(value))
+        self._ef_search = int(value)
+
+    def _set_knob(self, name: str, value: int) -> None:
+        faiss = import_faiss()
+        space = faiss.GpuParameterSpace() if self.device != "cpu" else faiss.ParameterSpace()
+        try:
+            space.set_index_parameter(self._index, name, value)
+        except RuntimeError:
+            kind = "IVF" if name == "nprobe" else "HNSW"
+            raise InvalidParameterError(
+                f"{_KNOB_NAMES[name]} applies to {kind} indexes, not {self.factory!r}"
+            ) from None
+
+    def _read_knob(self, name: str) -> int | None:
+        if self.device != "cpu":
+            return None  # not copying a GPU index back to read it: faiss's default applies
+        faiss = import_faiss()
+        index = self._index
+        if name == "nprobe":
+            try:
+                return int(faiss.extract_index_ivf(index).nprobe)
+            except (RuntimeError, AttributeError):
+                return None
+        base = faiss.downcast_index(index)
+        hnsw = getattr(base, "hnsw", None)
+        return None if hnsw is None else int(hnsw.efSearch)
+
+    def _apply_knobs(self) -> None:
+        for name, value in (("nprobe", self._nprobe), ("efSearch", self._ef_search)):
+            if value is not None:
+                self._set_knob(name, value)
+
+    # -- facts -----------------------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        """Rows in the index."""
+        return int(self._index.ntotal)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    @property
+    def is_exact(self) -> bool:
+        """True for exhaustive search (a Flat index)."""
+        return self._exact
+
+    @property
+    def faiss_index(self) -> Any:
+        """The FAISS index itself."""
+        return self._index
+
+    def label_names(self, rows: np.ndarray) -> list[str | None]:
+        """Class name of each row number (None where unlabelled or unknown)."""
+        out: list[str | None] = []
+        names = self.class_names or []
+        for r in np.asarray(rows).ravel():
+            y = int(self.labels[r]) if 0 <= r < len(self.labels) else -1
+            out.append(names[y] if 0 <= y < len(names) else (str(y) if y >= 0 else None))
+        return out
+
+    def path_of(self, row: int) -> str | None:
+        """File of an indexed row: the data set root joined with its id, or the id itself
+        when that is an existing file; None otherwise (arrays, built-in data sets)."""
+        image_id = str(self.ids[row])
+        root = (self.dataset or {}).get("root")
+        if root:
+            return os.fspath(Path(root) / image_id)
+        return image_id if os.path.isfile(image_id) else None
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureIndex(n={self.ntotal}, dim={self.dim}, factory={self.factory!r}, "
+            f"metric={self.metric!r}, device={self.device!r})"
+        )
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the FAISS index to ``path`` and its metadata to ``path + '.json'``."""
+        faiss = import_faiss()
+        out = Path(path).expanduser()
+        if out.is_dir():
+            raise InvalidParameterError(f"cannot save an index to {out}: it is a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"featkit": __version__, "faiss": getattr(faiss, "__version__", None)},
+            "factory": self.factory,
+            "metric": self.metric,
+            "dim": self.dim,
+            "n": self.ntotal,
+            "nprobe": self._nprobe,
+            "ef_search": self._ef_search,
+            "class_names": self.class_names,
+            "extractor": self.extractor,
+            "dataset": self.dataset,
+            "stats": self.stats,
+            "ids": self.ids.tolist(),
+            "labels": self.labels.tolist(),
+        }
+        # Written beside their destinations and renamed in place: never half a file.
+        sidecar = _sidecar(out)
+        tmp_index = _temp_beside(out)
+        tmp_meta = _temp_beside(sidecar)
+        try:
+            faiss.write_index(to_cpu(self._index), str(tmp_index))
+            tmp_meta.write_text(json.dumps(meta, default=str))
+            os.replace(tmp_index, out)
+            os.replace(tmp_meta, sidecar)
+        finally:
+            for tmp in (tmp_index, tmp_meta):
+                tmp.unlink(missing_ok=True)
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> FeatureIndex:
+        """Read an index written by :meth:`save`."""
+        faiss = import_faiss()
+        src = Path(path).expanduser()
+        sidecar = _sidecar(src)
+        if not src.is_file():
+            raise DatasetError(f"no index file at {src}")
+        if not sidecar.is_file():
+            raise DatasetError(f"{src} has no {sidecar.name} beside it: not a featkit index")
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"cannot read {sidecar}: {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise DatasetError(f"{sidecar} is not a featkit index description")
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise DatasetError(f"{src} was written by a newer featkit; upgrade featkit to read it")
+        try:
+            cpu_index = faiss.read_index(str(src))
+        except RuntimeError as exc:
+            raise DatasetError(f"cannot read {src}: {_faiss_message(exc)}") from None
+        n = len(meta.get("ids") or [])
+        if (cpu_index.d, cpu_index.ntotal, n) != (
+            meta.get("dim"),
+            n,
+            len(meta.get("labels") or []),
+        ):
+            raise DatasetError(
+                f"{src} holds {cpu_index.ntotal} rows of {cpu_index.d} dimensions but "
+                f"{sidecar.name} describes {n} of {meta.get('dim')}: the files do not match"
+            )
+        self = cls.__new__(cls)
+        self.dim = int(meta["dim"])
+        self.factory = str(meta["factory"])
+        self.metric = str(meta["metric"])
+        self.batch_size = 4096
+        self.class_names = meta.get("class_names")
+        self.extractor = meta.get("extractor")
+        self.dataset = meta.get("dataset")
+        self.stats = dict(meta.get("stats") or {})
+        self._device_request = device
+        self._exact = _is_flat(cpu_index)
+        self._index, self.device = to_device(
+            cpu_index, resolve_device(device), strict=str(device).startswith("cuda")
+        )
+        self.ids = np.asarray(meta["ids"], dtype=str)
+        self.labels = np.asarray(meta["labels"], dtype=np.int64)
+        self._nprobe, self._ef_search = meta.get("nprobe"), meta.get("ef_search")
+        self._apply_knobs()
+        return self
+
+    # pickling (FaissKNNClassifier is pickled by joblib): the index travels as FAISS bytes.
+    def __getstate__(self) -> dict[str, Any]:
+        faiss = import_faiss()
+        state = dict(self.__dict__)
+        state["_index"] = faiss.serialize_index(to_cpu(self._index))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        faiss = import_faiss()
+        self.__dict__.update(state)
+        cpu_index = faiss.deserialize_index(state["_index"])
+        self._exact = _is_flat(cpu_index)
+        try:
+            device = resolve_device(state.get("_device_request", "auto"))
+        except InvalidParameterError:  # unpickled where that GPU is missing
+            device = "cpu"
+        self._index, self.device = to_device(cpu_index, device, strict=False)
+        self._apply_knobs()
+
+
+_KNOB_NAMES = {"nprobe": "nprobe", "efSearch": "ef_search"}
+
+
+def _is_flat(cpu_index: Any) -> bool:
+    faiss = import_faiss()
+    return isinstance(faiss.downcast_index(cpu_index), faiss.IndexFlat)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _temp_beside(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+# -- what the command line calls --------------------------------------------------------------
+def build_index(
+    features: str | os.PathLike | FeatureSet,
+    factory: str = "Flat",
+    out: str | os.PathLike | None = None,
+    *,
+    metric: str = "cosine",
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+    device: str = "auto",
+    recall_k: int = 10,
+    seed: int = 0,
+) -> FeatureIndex:
+    """Index a saved FeatureSet (a folder or ``.npz``) or a FeatureSet; save it to ``out``.
+
+    For an approximate index, recall@``recall_k`` against exact search is measured on up to
+    1,000 indexed rows used as queries (seeded) and kept in ``index.stats["recall"]``.
+    """
+    fs = features if isinstance(features, FeatureSet) else FeatureSet.load(features)
+    if len(fs) == 0:
+        raise DatasetError("the FeatureSet has no rows to index")
+    index = FeatureIndex.from_features(
+        fs, factory, metric, nprobe=nprobe, ef_search=ef_search, device=device
+    )
+    if not index.is_exact:
+        rng = np.random.default_rng(seed)
+        picked = np.sort(rng.choice(len(fs), min(RECALL_QUERIES, len(fs)), replace=False))
+        k = min(recall_k, len(fs))
+        start = time.perf_counter()
+        value = index.recall_at_k(np.asarray(fs.X[picked]), k, database=fs.X)
+        index.stats["recall"] = {
+            "k": k,
+            "recall_at_k": round(value, 4),
+            "queries": len(picked),
+            "nprobe": index.nprobe,
+            "ef_search": index.ef_search,
+            "seconds": round(time.perf_counter() - start, 4),
+        }
+    if out is not None:
+        index.save(out)
+    return index
+
+
+def search_images(
+    index: str | os.PathLike | FeatureIndex,
+    images: Sequence[Any],
+    k: int = 10,
+    *,
+    extractor: Any | None = None,
+    device: str = "auto",
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+) -> list[dict[str, Any]]:
+    """Retrieve the k nearest indexed images of each query image.
+
+    ``index``: a saved index path or a FeatureIndex. ``images``: paths (or arrays) of query
+    images; they are embedded by the extractor saved with the index (re-created from its
+    config), or by ``extractor`` when given (needed for extractors that learn a codebook,
+    whose fitted state is not saved with features). ``nprobe`` / ``ef_search`` override the
+    saved search knobs of an IVF / HNSW index. Returns one row per result:
+    ``{"query", "rank", "id", "path", "label", "score"}`` (rank from 1; score: cosine
+    similarity or Euclidean distance).
+    """
+    idx = index if isinstance(index, FeatureIndex) else FeatureIndex.load(index, device=device)
+    if nprobe is not None:
+        idx.nprobe = nprobe
+    if ef_search is not None:
+        idx.ef_search = ef_search
+    if isinstance(images, (str, bytes, os.PathLike)):
+        images = [images]
+    if extractor is None:
+        extractor = extractor_from_config(idx.extractor)
+    X = extractor.transform(list(images))
+    scores, rows = idx.search(X, k)
+    results: list[dict[str, Any]] = []
+    for q, image in enumerate(images):
+        query = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"<image {q}>"
+        labels = idx.label_names(rows[q])
+        for rank, (row, score) in enumerate(zip(rows[q], scores[q], strict=True), start=1):
+            if row < 0:
+                continue
+            results.append(
+                {
+                    "query": query,
+                    "rank": rank,
+                    "id": str(idx.ids[row]),
+                    "path": idx.path_of(int(row)),
+                    "label": labels[rank - 1],
+                    "score": float(score),
+                }
+            )
+    return results
+
+
+def extractor_from_config(config: dict[str, Any] | None) -> Any:
+    """The extractor described by a FeatureSet's ``provenance["extractor"]``, re-created
+    with :func:`featkit.create_extractor`; a clear error when that cannot reproduce it."""
+    from featkit.registry import create_extractor
+
+    if not config or "name" not in config:
+        raise InvalidParameterError(
+            "this index does not record the extractor of its features (it was built from an "
+            "array or an .npz): search it with query features (FeatureIndex.search) instead"
+        )
+    if config.get("state") is not None:
+        raise InvalidParameterError(
+            f"the {config['name']!r} extractor of this index learned from images (a codebook) "
+            "and its fitted state is not saved with the features: pass the fitted extractor "
+            "(search_images(..., extractor=...)) or search with query features"
+        )
+    extractor = create_extractor(config["name"], **dict(config.get("params") or {}))
+    version = str(getattr(extractor, "version", config.get("version")))
+    if config.get("version") is not None and version != str(config["version"]):
+        raise InvalidParameterError(
+            f"the index was built with {config['name']!r} version {config['version']}, this "
+            f"featkit has version {version}: its features may differ; rebuild the index"
+        )
+    return extractor
