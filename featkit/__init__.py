@@ -21,6 +21,7 @@ from featkit.exceptions import (
 )
 from featkit.extractors.base import Extractor, InputSpec
 from featkit.features import FeatureSet
+from featkit.index import FeatureIndex, build_index, search_images
 from featkit.io import read_image
 from featkit.registry import (
     broken_plugins,
@@ -37,6 +38,7 @@ __all__ = [
     "Extractor",
     "ExtractorNotFoundError",
     "FeatkitError",
+    "FeatureIndex",
     "FeatureSet",
     "ImageReadError",
     "InputSpec",
@@ -44,6 +46,7 @@ __all__ = [
     "PluginLoadError",
     "__version__",
     "broken_plugins",
+    "build_index",
     "create_extractor",
     "describe_extractor",
     "extract",
@@ -52,4 +55,5 @@ __all__ = [
     "load_dataset",
     "read_image",
     "register_extractor",
+    "search_images",
 ]

@@ -231,65 +231,314 @@ def _fit_extractor(
     extractor.fit(fit_set)
 
 
+_PROTOCOL_HELP = "holdout, kfold[:K], fewshot[:N[xR]] (N shots, R draws) or domains."
+
+
+def _report_options(func: Any) -> Any:
+    """Options shared by compare and evaluate."""
+    options = [
+        click.option(
+            "--classifiers",
+            default="knn,svm,probe",
+            show_default=True,
+            help="Comma-separated presets: knn, svm, rbf-svm, logreg, probe.",
+        ),
+        click.option("--protocol", default="holdout", show_default=True, help=_PROTOCOL_HELP),
+        click.option(
+            "-o",
+            "--out",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Report folder [default: compare-report or evaluate-report].",
+        ),
+        click.option("--test-size", default=0.25, show_default=True, help="Held-out share."),
+        click.option("--seed", default=0, show_default=True, help="Seed of splits and fits."),
+        click.option(
+            "--view",
+            type=click.Choice(["pca", "tsne", "none"]),
+            default="pca",
+            show_default=True,
+            help="2-D projection of the features in the report.",
+        ),
+        click.option("--no-plots", is_flag=True, help="Write no PNG charts."),
+        click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @cli.command("compare")
 @click.option("-d", "--data", default="digits", show_default=True, help="Data set spec.")
-@click.option("--extractors", default=None, help="Comma-separated names (default: built-ins).")
-@click.option("--classifiers", default="knn,svm,logreg", show_default=True)
 @click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("compare-report"),
-    show_default=True,
-    help="Report folder.",
+    "--extractors", default=None, help="Comma-separated names (default: the built-in four)."
 )
-@click.option("--test-size", default=0.25, show_default=True, help="Held-out share.")
-@click.option("--seed", default=0, show_default=True)
 @click.option(
-    "-j", "--n-jobs", type=int, default=None, help="Workers (-1: all cores; default: auto)."
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    help="NAME.KEY=VALUE for one extractor (repeatable), e.g. -p cnn.image_size=128.",
 )
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache.")
+@click.option(
+    "--device", default=None, help="Device of deep extractors: auto, cpu, cuda, cuda:N, mps."
+)
+@click.option(
+    "-j",
+    "--n-jobs",
+    type=int,
+    default=None,
+    help="Extraction workers (-1: all cores; default: auto).",
+)
+@_report_options
 def compare_command(
     data: str,
     extractors: str | None,
+    params: Sequence[str],
+    cache_dir: Path | None,
+    device: str | None,
+    n_jobs: int | None,
     classifiers: str,
-    out: Path,
+    protocol: str,
+    out: Path | None,
     test_size: float,
     seed: int,
-    n_jobs: int | None,
-    cache_dir: Path | None,
+    view: str,
+    no_plots: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Compare extractors x classifiers on DATA (default: scikit-learn's digits)."""
-    from featkit.evaluate.compare import compare
+    """Rank extractors x classifiers on DATA (default: scikit-learn's digits) and write a
+    report folder: results.json, results.csv, report.md and PNG charts."""
+    from featkit.data import load_dataset
+    from featkit.evaluate.compare import compare, default_extractors
+    from featkit.registry import create_extractor
 
+    say = None if quiet else lambda msg: click.echo(msg, err=True)
+    dataset = load_dataset(data)
+    names = _split_list(extractors)
+    chosen: Any = names
+    per_extractor = _extractor_params(params)
+    if per_extractor:
+        chosen = default_extractors(dataset) if names is None else {}
+        for name in names or []:
+            chosen[name] = create_extractor(name, **per_extractor.get(name, {}))
+        for name, values in per_extractor.items():
+            if name not in chosen:
+                raise InvalidParameterError(f"-p {name}.KEY: {name!r} is not compared")
+            if names is None:
+                chosen[name].set_params(**values)
     result = compare(
-        data,
-        extractors=_split_list(extractors),
+        dataset,
+        extractors=chosen,
         classifiers=_split_list(classifiers) or [],
+        protocol=protocol,
         test_size=test_size,
         seed=seed,
         n_jobs=n_jobs,
+        device=device,
         cache_dir=cache_dir,
         progress=False if quiet else None,
+        view=None if view == "none" else view,
+        log=say,
+    )
+    _finish(result, out or Path("compare-report"), no_plots, as_json)
+
+
+@cli.command("evaluate")
+@click.option(
+    "-f",
+    "--features",
+    "feature_dirs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A FeatureSet folder from `featkit extract` (repeat to compare several).",
+)
+@_report_options
+def evaluate_command(
+    feature_dirs: Sequence[Path],
+    classifiers: str,
+    protocol: str,
+    out: Path | None,
+    test_size: float,
+    seed: int,
+    view: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Score classifiers on features extracted earlier, under a protocol, with a report."""
+    from featkit.evaluate.scoring import evaluate_features
+    from featkit.features import FeatureSet
+
+    sets: dict[str, Any] = {}
+    for directory in feature_dirs:
+        fs = FeatureSet.load(directory)
+        name = fs.provenance.get("extractor", {}).get("name") or directory.name
+        sets[name if name not in sets else str(directory)] = fs
+    result = evaluate_features(
+        sets,
+        classifiers=_split_list(classifiers) or [],
+        protocol=protocol,
+        test_size=test_size,
+        seed=seed,
+        view=None if view == "none" else view,
         log=None if quiet else lambda msg: click.echo(msg, err=True),
     )
-    result.save(out)
+    _finish(result, out or Path("evaluate-report"), no_plots, as_json)
+
+
+def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
+    """Save the report folder, then print the ranked table (or the JSON)."""
+    result.save(out, plots=not no_plots)
     if as_json:
-        click.echo(json.dumps({"results": result.ranked(), "skipped": result.skipped}, indent=2))
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
         return
-    protocol = result.provenance["protocol"]
-    click.echo(
-        f"{result.provenance['dataset']['name']}: {protocol['n_train']} train / "
-        f"{protocol['n_test']} test images ({protocol['description']}, seed {seed})"
-    )
+    data, protocol = result.provenance["dataset"], result.provenance["protocol"]
+    click.echo(f"{data['name']}: {data.get('n_images', '?')} images, {protocol['description']}")
     click.echo(result.table())
+    matrix = result.pair_matrix()
+    if matrix is not None:
+        shifts, table = matrix
+        click.echo("")
+        click.echo("accuracy per shift: " + ", ".join(shifts) + ", average")
+        for method, values in table:
+            click.echo(f"  {method}: " + "  ".join(f"{v:.4f}" for v in values))
     for name, why in result.skipped.items():
         click.echo(f"skipped {name}: {why}")
     click.echo(f"report: {out / 'report.md'}")
+
+
+def _extractor_params(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["cnn.image_size=128"]`` -> ``{"cnn": {"image_size": 128}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        name, dot, rest = pair.partition(".")
+        if not dot or "=" not in rest:
+            raise InvalidParameterError(
+                f"-p expects NAME.KEY=VALUE (e.g. -p cnn.image_size=128), got {pair!r}"
+            )
+        out.setdefault(name.strip(), {}).update(parse_params([rest]))
+    return out
+
+
+@cli.group("index")
+def index_group() -> None:
+    """Build FAISS indexes of saved features and retrieve similar images."""
+
+
+@index_group.command("build")
+@click.option(
+    "-f",
+    "--features",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A FeatureSet folder (from `featkit extract`) or .npz.",
+)
+@click.option(
+    "--factory",
+    default="Flat",
+    show_default=True,
+    help="FAISS index factory string: Flat, IVF1024,Flat, HNSW32, IVF256,PQ16 ...",
+)
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Index file.")
+@click.option("--metric", type=click.Choice(["cosine", "l2"]), default="cosine", show_default=True)
+@click.option("--nprobe", type=int, default=None, help="IVF lists visited per query.")
+@click.option("--ef-search", type=int, default=None, help="HNSW search depth.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("-k", "recall_k", default=10, show_default=True, help="k of the recall@k check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON.")
+def index_build_command(
+    features: Path,
+    factory: str,
+    out: Path,
+    metric: str,
+    nprobe: int | None,
+    ef_search: int | None,
+    device: str,
+    recall_k: int,
+    as_json: bool,
+) -> None:
+    """Index saved features; an approximate index reports recall@k against exact search."""
+    from featkit.index import build_index
+
+    index = build_index(
+        features,
+        factory,
+        out,
+        metric=metric,
+        nprobe=nprobe,
+        ef_search=ef_search,
+        device=device,
+        recall_k=recall_k,
+    )
+    recall = index.stats.get("recall")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "out": str(out),
+                    "factory": factory,
+                    "metric": metric,
+                    "n": index.ntotal,
+                    "recall": recall,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"{index.ntotal} rows indexed with {factory!r} ({metric}); saved to {out}")
+    if recall:
+        click.echo(
+            f"recall@{recall['k']} against exact search: {recall['recall_at_k']:.4f} "
+            f"({recall['queries']} queries)"
+        )
+
+
+@index_group.command("search")
+@click.option("-i", "--index", "index_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    required=True,
+    help="A query image (repeatable); embedded by the index's extractor.",
+)
+@click.option("-k", default=10, show_default=True, help="Results per query.")
+@click.option("--nprobe", type=int, default=None, help="IVF lists visited per query.")
+@click.option("--ef-search", type=int, default=None, help="HNSW search depth.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
+def index_search_command(
+    index_path: Path,
+    images: Sequence[str],
+    k: int,
+    nprobe: int | None,
+    ef_search: int | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Retrieve the k indexed images nearest to each query image (embedded by the index's
+    extractor)."""
+    from featkit.index import search_images
+
+    rows = search_images(
+        index_path, list(images), k, device=device, nprobe=nprobe, ef_search=ef_search
+    )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    query = None
+    for r in rows:
+        if r["query"] != query:
+            query = r["query"]
+            click.echo(f"{query}:")
+        where = r["path"] or r["id"]
+        label = f"  [{r['label']}]" if r["label"] is not None else ""
+        click.echo(f"  {r['rank']:>3}  {r['score']:.4f}  {where}{label}")
 
 
 def _split_list(value: str | None) -> list[str] | None:

@@ -203,3 +203,24 @@ def test_learning_extractor_needs_fit_data(tmp_path):
     assert "1797 of 1797 images" in ok.stdout
     fs = featkit.FeatureSet.load(tmp_path / "o")
     assert fs.provenance["extractor"]["state"] is not None  # the fitted size is in the key
+
+
+def test_index_build_and_search_retrieve_the_query_image_first(tmp_path, digit_images):
+    from tests.conftest import write_image_folder
+
+    images, labels = digit_images
+    paths = write_image_folder(tmp_path / "imgs", images[:120], labels[:120])
+    run("extract", "-e", "pixels", "-d", str(tmp_path / "imgs"), "-o", str(tmp_path / "fs"), "-q")
+    index = tmp_path / "digits.faiss"
+    built = run("index", "build", "-f", str(tmp_path / "fs"), "-o", str(index))
+    assert "120 rows indexed with 'Flat'" in built.stdout
+    query = paths[7]
+    proc = run("index", "search", "-i", str(index), "--image", str(query), "-k", "3", "--json")
+    rows = json.loads(proc.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert rows[0]["path"] == str(query) and rows[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    # Independent check of the ranking: cosine similarities computed with numpy.
+    X = featkit.create_extractor("pixels").transform([str(p) for p in paths])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    expected = np.sort(X @ X[7])[::-1][:3]
+    np.testing.assert_allclose([r["score"] for r in rows], expected, atol=1e-5)

@@ -1,23 +1,33 @@
-"""The compare job: scores equal an independent scikit-learn computation; report files."""
+"""The compare job and `featkit evaluate`: scores equal independent scikit-learn runs, the
+protocols are honest (upstream fitting never sees test rows), and the report is complete."""
 
 from __future__ import annotations
 
 import csv
 import json
+from typing import ClassVar
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+import pytest
+from PIL import Image
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.preprocessing import normalize
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer, normalize
 
 import featkit
-from featkit.evaluate import compare
+from featkit.classify import FaissKNNClassifier
+from featkit.data import Dataset
+from featkit.evaluate import compare, default_extractors, evaluate_features
+from featkit.extractors.pixels import PixelsExtractor
 from tests.test_cli import run
+
+SKLEARN_KNN = {"knn5": make_pipeline(Normalizer(), KNeighborsClassifier(5, algorithm="brute"))}
 
 
 def test_compare_scores_match_a_direct_sklearn_run(digit_images):
     images, labels = digit_images
-    result = compare("digits", extractors=["pixels"], classifiers=["knn"], seed=0)
+    result = compare("digits", extractors=["pixels"], classifiers=SKLEARN_KNN, view=None)
     (row,) = result.rows
     # Independent: same split rule, features computed directly, sklearn's k-NN.
     X = featkit.create_extractor("pixels").transform(images)
@@ -32,27 +42,157 @@ def test_compare_scores_match_a_direct_sklearn_run(digit_images):
     assert np.asarray(row["confusion_matrix"]).sum() == len(idx_test)
 
 
+def test_knn_preset_is_dinos_weighted_faiss_knn(digit_images):
+    images, labels = digit_images
+    result = compare("digits", extractors=["pixels"], classifiers=["knn"], view=None)
+    X = featkit.create_extractor("pixels").transform(images)
+    tr, te = train_test_split(
+        np.arange(len(labels)), test_size=0.25, random_state=0, stratify=labels
+    )
+    knn = FaissKNNClassifier(20, metric="cosine", weights="similarity").fit(X[tr], labels[tr])
+    assert result.rows[0]["accuracy"] == knn.score(X[te], labels[te])
+
+
+def test_kfold_rows_and_summary(digit_images):
+    images, labels = digit_images
+    result = compare(
+        "digits", extractors=["pixels"], classifiers=SKLEARN_KNN, protocol="kfold:3", view=None
+    )
+    assert [r["split"] for r in result.rows] == ["fold 1/3", "fold 2/3", "fold 3/3"]
+    X = normalize(featkit.create_extractor("pixels").transform(images))
+    folds = StratifiedKFold(3, shuffle=True, random_state=0).split(X, labels)
+    expected = [
+        KNeighborsClassifier(5, algorithm="brute").fit(X[tr], labels[tr]).score(X[te], labels[te])
+        for tr, te in folds
+    ]
+    np.testing.assert_allclose([r["accuracy"] for r in result.rows], expected)
+    (summary,) = result.summary()
+    assert summary["n_splits"] == 3
+    assert summary["accuracy"] == pytest.approx(np.mean(expected))
+    assert summary["accuracy_std"] == pytest.approx(np.std(expected))
+
+
+def test_fewshot_reports_mean_and_std_over_repeats():
+    result = compare(
+        "digits", extractors=["pixels"], classifiers=SKLEARN_KNN, protocol="fewshot:5x4", view=None
+    )
+    accs = [r["accuracy"] for r in result.rows]
+    assert len(accs) == 4 and len(set(accs)) > 1  # the draws differ
+    assert all(r["n_train"] == 50 for r in result.rows)
+    (summary,) = result.summary()
+    assert summary["accuracy"] == pytest.approx(np.mean(accs))
+    assert summary["accuracy_std"] == pytest.approx(np.std(accs))
+    assert "± std" in result.table()
+
+
+class CentredPixels(PixelsExtractor):
+    """Pixels minus the mean training image: learns from images, and logs what it saw."""
+
+    requires_fit = True
+    seen: ClassVar[list[float]] = []
+
+    def _fit(self, images, y):
+        stack = np.stack(images)
+        CentredPixels.seen.append(float(stack.sum()))
+        self.mean_ = stack.mean(axis=0).ravel()
+
+    def _transform(self, images):
+        return super()._transform(images) - self.mean_
+
+
+def test_extractors_that_learn_are_fitted_on_training_rows_only(digit_images):
+    images, labels = digit_images
+    CentredPixels.seen = []
+    compare(
+        "digits",
+        extractors={"centred": CentredPixels()},
+        classifiers=SKLEARN_KNN,
+        protocol="kfold:3",
+        view=None,
+    )
+    prepared = np.stack(CentredPixels().prepare_many(images))
+    folds = StratifiedKFold(3, shuffle=True, random_state=0).split(images, labels)
+    expected = [float(prepared[tr].sum()) for tr, _ in folds]
+    np.testing.assert_allclose(CentredPixels.seen, expected, rtol=1e-6)
+
+
+def test_domain_pairs_train_on_one_domain_and_test_on_the_other(digit_images):
+    images, labels = digit_images
+    items = np.concatenate([images[:300], 255 - images[300:600]])
+    domains = ["plain"] * 300 + ["inverted"] * 300
+    data = Dataset.from_items(items, labels[:600], domains=domains, name="two-domains")
+    result = compare(data, extractors=["pixels"], classifiers=SKLEARN_KNN, protocol="domains")
+    assert [r["split"] for r in result.rows] == ["inverted→plain", "plain→inverted"]
+    X = normalize(featkit.create_extractor("pixels").transform(items))
+    knn = KNeighborsClassifier(5, algorithm="brute").fit(X[:300], labels[:300])
+    assert result.rows[1]["accuracy"] == knn.score(X[300:], labels[300:600])
+    shifts, table = result.pair_matrix()
+    assert shifts == ["inverted→plain", "plain→inverted"]
+    (_method, values) = table[0]
+    assert values[-1] == pytest.approx(np.mean(values[:2]))
+
+
 def test_missing_extractors_are_skipped_not_fatal():
-    result = compare("digits", extractors=["pixels", "no-such-extractor"], classifiers=["svm"])
+    result = compare(
+        "digits", extractors=["pixels", "no-such-extractor"], classifiers=SKLEARN_KNN, view=None
+    )
     assert [r["extractor"] for r in result.rows] == ["pixels"]
     assert "no-such-extractor" in result.skipped
+
+
+def test_local_extractors_are_skipped_with_a_hint():
+    result = compare("digits", extractors=["pixels", "dsift"], classifiers=SKLEARN_KNN, view=None)
+    assert "dsift-bovw" in result.skipped["dsift"]
+    assert [r["extractor"] for r in result.rows] == ["pixels"]
+
+
+def test_default_extractors_are_sized_for_tiny_images():
+    tiny = featkit.load_dataset("digits")
+    chosen = default_extractors(tiny)
+    assert list(chosen)[:2] == ["pixels", "hog"]
+    assert chosen["hog"].size == (32, 32)
+    if "cnn" in chosen:
+        assert chosen["cnn"].image_size == 96
+    assert default_extractors(None)["hog"].size == (128, 128)
 
 
 def test_cli_compare_writes_the_report(tmp_path):
     out = tmp_path / "report"
     proc = run(
-        "compare", "--extractors", "pixels", "--classifiers", "knn,logreg", "--out", str(out), "-q"
-    )
+        "compare", "--extractors", "pixels,hog", "-p", "hog.size=32,32",
+        "--classifiers", "knn,logreg", "--out", str(out), "-q",
+    )  # fmt: skip
     assert "pixels" in proc.stdout and "rank" in proc.stdout
-    assert {p.name for p in out.iterdir()} >= {"results.json", "results.csv", "report.md"}
-    results = json.loads((out / "results.json").read_text())["results"]
-    assert [r["classifier"] for r in results] and all(0.9 < r["accuracy"] <= 1 for r in results)
+    names = {p.name for p in out.iterdir()}
+    assert names >= {"results.json", "results.csv", "report.md"}
+    for png in ("accuracy.png", "confusion_matrix.png", "features_2d.png"):
+        with Image.open(out / png) as im:
+            im.verify()
+            assert im.format == "PNG" and im.size[0] > 200
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["summary"]) == 4 and all(0.9 < r["accuracy"] <= 1 for r in doc["summary"])
+    assert doc["provenance"]["extractors"]["hog"]["params"]["size"] == [32, 32]
     with open(out / "results.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == 2
-    assert "| 1 | pixels |" in (out / "report.md").read_text()
+        assert len(list(csv.DictReader(fh))) == 4
+    report = (out / "report.md").read_text()
+    assert "![confusion matrix](confusion_matrix.png)" in report
+    assert "logreg: C=" in report  # the chosen hyper-parameter is reported
 
 
-def test_local_extractors_are_skipped_with_a_hint():
-    result = compare("digits", extractors=["pixels", "dsift"], classifiers=["knn"])
-    assert "dsift-bovw" in result.skipped["dsift"]
-    assert [r["extractor"] for r in result.rows] == ["pixels"]
+def test_cli_evaluate_scores_saved_features(tmp_path):
+    run("extract", "-e", "pixels", "-d", "digits", "-o", str(tmp_path / "pix"), "-q")
+    out = tmp_path / "eval"
+    proc = run(
+        "evaluate", "-f", str(tmp_path / "pix"), "--classifiers", "knn",
+        "--protocol", "kfold:3", "--out", str(out), "--no-plots", "--json", "-q",
+    )  # fmt: skip
+    doc = json.loads(proc.stdout)
+    saved = featkit.FeatureSet.load(tmp_path / "pix")
+    direct = evaluate_features(saved, ["knn"], "kfold:3", view=None)
+    assert [r["accuracy"] for r in doc["results"]] == [r["accuracy"] for r in direct.rows]
+    assert not list(out.glob("*.png"))
+
+
+def test_cli_rejects_a_bad_protocol():
+    proc = run("compare", "--protocol", "loo", "-q", check_code=2)
+    assert "unknown protocol 'loo'" in proc.stderr

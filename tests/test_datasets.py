@@ -184,5 +184,6 @@ def test_compare_leaves_out_unlabelled_images(tmp_path, digit_images):
     result = compare(tmp_path / "m.csv", extractors=["pixels"], classifiers=["knn"])
     protocol = result.provenance["protocol"]
     assert protocol["unlabelled_left_out"] == 6
-    assert protocol["n_train"] + protocol["n_test"] == 54
+    (row,) = result.rows
+    assert row["n_train"] + row["n_test"] == 54
     assert "random" in protocol["description"] or "stratified" in protocol["description"]

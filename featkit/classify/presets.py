@@ -1,52 +1,81 @@
-"""Named classifier presets: the baselines users build in minutes, with sensible scaling."""
+"""Named classifier presets: the baselines users build in minutes, tuned on the training set.
+
+Every preset that has a regularisation strength chooses it by validation on the training
+set (:class:`~featkit.classify.sweep.CSweepClassifier`: a log grid, coarse then fine), so
+the numbers are honest without hand-tuning: the test rows are never looked at.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sklearn.base import ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import Normalizer, StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, LinearSVC
 
+from featkit.classify.knn import FaissKNNClassifier
+from featkit.classify.sweep import CSweepClassifier
 from featkit.exceptions import InvalidParameterError
 
-
-def _knn() -> Pipeline:
-    # Cosine k-NN (L2-normalised rows, Euclidean distance): the usual choice for embeddings.
-    return make_pipeline(Normalizer(), KNeighborsClassifier(n_neighbors=5, algorithm="brute"))
+__all__ = ["CLASSIFIERS", "CLASSIFIER_DESCRIPTIONS", "make_classifier"]
 
 
-def _linear_svm() -> Pipeline:
+def _knn(seed: int) -> ClassifierMixin:
+    # DINO's k-NN evaluation: cosine similarity, 20 neighbours voting with exp(sim / 0.07).
+    return FaissKNNClassifier(n_neighbors=20, metric="cosine", weights="similarity")
+
+
+def _linear_svm(seed: int) -> ClassifierMixin:
     # The dual solver: on 1,347 x 1,280 CNN embeddings liblinear's primal (what dual="auto"
     # picks when samples outnumber features) took 118 s, the dual 2.4 s, same accuracy.
-    svm = LinearSVC(C=0.1, dual=True, max_iter=5000, random_state=0)
-    return make_pipeline(StandardScaler(), svm)
+    svm = LinearSVC(dual=True, max_iter=5000, random_state=seed)
+    return CSweepClassifier(make_pipeline(StandardScaler(), svm), low=1e-4, high=1e-1)
 
 
-def _logreg() -> Pipeline:
-    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+def _rbf_svm(seed: int) -> ClassifierMixin:
+    svm = SVC(kernel="rbf", gamma="scale", random_state=seed)
+    return CSweepClassifier(make_pipeline(StandardScaler(), svm), low=1e-1, high=1e3)
 
 
-CLASSIFIERS: dict[str, Callable[[], ClassifierMixin]] = {
+def _logreg(seed: int) -> ClassifierMixin:
+    logreg = LogisticRegression(max_iter=2000)
+    return CSweepClassifier(make_pipeline(StandardScaler(), logreg), low=1e-4, high=1e2)
+
+
+def _probe(seed: int) -> ClassifierMixin:
+    from featkit.classify.probe import LinearProbe
+
+    probe = LinearProbe(random_state=seed)
+    return CSweepClassifier(make_pipeline(StandardScaler(), probe), low=1e-4, high=1e2)
+
+
+CLASSIFIERS: dict[str, Callable[[int], ClassifierMixin]] = {
     "knn": _knn,
     "svm": _linear_svm,
+    "rbf-svm": _rbf_svm,
     "logreg": _logreg,
+    "probe": _probe,
 }
 CLASSIFIER_DESCRIPTIONS = {
-    "knn": "5-NN, cosine (L2-normalised rows), brute force",
-    "svm": "linear SVM (C=0.1) on standardised features",
-    "logreg": "logistic regression (C=1) on standardised features",
+    "knn": "FAISS 20-NN, cosine similarity, votes weighted by exp(sim / 0.07) (DINO)",
+    "svm": "linear SVM on standardised features, C chosen on a validation split",
+    "rbf-svm": "RBF SVM (gamma='scale') on standardised features, C chosen on a validation split",
+    "logreg": "scikit-learn logistic regression on standardised features, C chosen on a "
+    "validation split",
+    "probe": "featkit's torch linear probe (softmax regression, L-BFGS; GPU when present) on "
+    "standardised features, C chosen on a validation split",
 }
 
 
-def make_classifier(name: str) -> ClassifierMixin:
-    """A fresh, unfitted classifier for a preset name (``knn``, ``svm``, ``logreg``)."""
+def make_classifier(name: str, *, seed: int = 0) -> Any:
+    """A fresh, unfitted classifier for a preset name (see ``CLASSIFIERS``)."""
     try:
-        return CLASSIFIERS[name]()
+        factory = CLASSIFIERS[name]
     except KeyError:
         raise InvalidParameterError(
             f"unknown classifier {name!r}; choose from {', '.join(sorted(CLASSIFIERS))}"
         ) from None
+    return factory(seed)

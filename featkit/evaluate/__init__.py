@@ -1,6 +1,31 @@
-"""Evaluation: metrics and protocols over FeatureSets, and the compare job."""
+"""Evaluation: protocols, metrics and scoring over FeatureSets, and the compare job."""
 
-from featkit.evaluate.compare import CompareResult, compare
+from featkit.evaluate.compare import compare, default_extractors
 from featkit.evaluate.metrics import classification_scores
+from featkit.evaluate.protocols import (
+    DomainPairs,
+    FewShot,
+    Holdout,
+    KFold,
+    Protocol,
+    Split,
+    make_protocol,
+)
+from featkit.evaluate.results import EvaluationResult, summarize
+from featkit.evaluate.scoring import evaluate_features
 
-__all__ = ["CompareResult", "classification_scores", "compare"]
+__all__ = [
+    "DomainPairs",
+    "EvaluationResult",
+    "FewShot",
+    "Holdout",
+    "KFold",
+    "Protocol",
+    "Split",
+    "classification_scores",
+    "compare",
+    "default_extractors",
+    "evaluate_features",
+    "make_protocol",
+    "summarize",
+]

@@ -1,0 +1,157 @@
+"""The report page: ``report.md`` with the ranked table, the charts and the provenance."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from featkit.evaluate.results import EvaluationResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["write_report"]
+
+ACCURACY_PNG = "accuracy.png"
+CONFUSION_PNG = "confusion_matrix.png"
+VIEWS_PNG = "features_2d.png"
+
+
+def write_report(result: EvaluationResult, out: Path, *, plots: bool = True) -> Path:
+    """Write ``report.md`` (and, with ``plots``, its PNG charts) into ``out``."""
+    charts = _write_charts(result, out) if plots else {}
+    path = out / "report.md"
+    path.write_text(render_markdown(result, charts))
+    return path
+
+
+def _write_charts(result: EvaluationResult, out: Path) -> dict[str, str]:
+    from featkit.report.plots import accuracy_chart, confusion_matrix_chart, feature_views_chart
+
+    summary = result.summary()
+    if not summary:
+        return {}
+    class_names = result.provenance["dataset"]["class_names"]
+    charts = {}
+    accuracy_chart(summary, out / ACCURACY_PNG)
+    charts["accuracy"] = ACCURACY_PNG
+    best = summary[0]
+    matrix = _summed_confusion(result.rows, best)
+    title = f"{best['extractor']} + {best['classifier']}: accuracy {best['accuracy']:.3f}"
+    confusion_matrix_chart(matrix, class_names, title, out / CONFUSION_PNG)
+    charts["confusion"] = CONFUSION_PNG
+    if result.views:
+        feature_views_chart(result.views, class_names, out / VIEWS_PNG)
+        charts["views"] = VIEWS_PNG
+    return charts
+
+
+def _summed_confusion(rows: list[dict[str, Any]], best: dict[str, Any]) -> Any:
+    """The best pair's confusion matrix, summed over its splits (k-fold: every row once)."""
+    import numpy as np
+
+    keys = ("extractor", "aligner", "classifier")
+    members = [r for r in rows if all(r[k] == best[k] for k in keys)]
+    return np.sum([np.asarray(r["confusion_matrix"]) for r in members], axis=0)
+
+
+def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
+    """The report page as markdown text."""
+    prov = result.provenance
+    data, protocol = prov["dataset"], prov["protocol"]
+    summary = result.summary()
+    spread = any(r["n_splits"] > 1 for r in summary)
+    lines = [
+        f"# featkit {prov.get('job', 'evaluate')}: {data['name']}",
+        "",
+        f"{data.get('n_images', '?')} images, {len(data['class_names'])} classes. "
+        f"Protocol: {protocol['name']} ({protocol['description']}). "
+        f"featkit {prov.get('featkit', '?')}, seed {prov.get('seed', 0)}.",
+        "",
+        "| rank | extractor | classifier | accuracy"
+        + (" | ± std | splits" if spread else "")
+        + " | balanced acc. | macro-F1 | dim | extract (s) | fit (s) |",
+        "|---:|---|---|---:|" + ("---:|---:|" if spread else "") + "---:|---:|---:|---:|---:|",
+    ]
+    for i, r in enumerate(summary, start=1):
+        extra = f" {r['accuracy_std']:.4f} | {r['n_splits']} |" if spread else ""
+        lines.append(
+            f"| {i} | {r['extractor']} | {r['classifier']} | {r['accuracy']:.4f} |{extra} "
+            f"{r['balanced_accuracy']:.4f} | {r['macro_f1']:.4f} | {r['dim']} | "
+            f"{r['extract_s']:.2f} | {r['fit_s']:.2f} |"
+        )
+    matrix = result.pair_matrix()
+    if matrix is not None:
+        shifts, table = matrix
+        lines += [
+            "",
+            "## Accuracy per domain shift",
+            "",
+            "| method | " + " | ".join(shifts) + " | average |",
+            "|---|" + "---:|" * (len(shifts) + 1),
+        ]
+        for method, values in table:
+            lines.append(f"| {method} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    if "accuracy" in charts:
+        lines += [
+            "",
+            "## Accuracy",
+            "",
+            f"![accuracy per extractor and classifier]({charts['accuracy']})",
+        ]
+    if "confusion" in charts:
+        best = summary[0]
+        lines += [
+            "",
+            f"## Confusion matrix of the best pair: {best['extractor']} + {best['classifier']}",
+            "",
+            f"![confusion matrix]({charts['confusion']})",
+        ]
+    if "views" in charts:
+        method = next(iter(result.views.values()))["method"]
+        lines += [
+            "",
+            "## Features in 2-D",
+            "",
+            f"Each extractor's features projected to 2-D ({method}), coloured by class: "
+            "classes that form separate clouds are easy for a linear classifier or k-NN.",
+            "",
+            f"![features in 2-D]({charts['views']})",
+        ]
+    failed = {r["extractor"]: r.get("n_failed", 0) for r in result.rows if r.get("n_failed")}
+    if failed:
+        lines += [""] + [
+            f"{count} images could not be used by `{name}` and are not scored."
+            for name, count in failed.items()
+        ]
+    chosen = [r for r in result.rows if r.get("chosen")]
+    lines += ["", "## Classifiers", ""]
+    lines += [f"- `{c}`: {d}" for c, d in prov.get("classifiers", {}).items()]
+    if chosen:
+        lines += ["", "Hyper-parameters chosen on the training rows (first split):", ""]
+        seen = set()
+        for r in chosen:
+            key = (r["extractor"], r["classifier"])
+            if key in seen:
+                continue
+            seen.add(key)
+            values = ", ".join(f"{k}={v:.3g}" for k, v in r["chosen"].items())
+            lines.append(f"- {r['extractor']} + {r['classifier']}: {values}")
+    if result.skipped:
+        lines += ["", "## Skipped", ""]
+        lines += [f"- `{name}`: {why}" for name, why in result.skipped.items()]
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        "```json",
+        json.dumps(
+            {k: prov[k] for k in ("featkit", "versions", "extractors", "seed") if k in prov},
+            indent=2,
+            default=str,
+        ),
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,41 @@
+"""2-D projections of features for the report's scatter plots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from featkit.exceptions import InvalidParameterError
+
+__all__ = ["VIEW_POINTS", "project_2d"]
+
+#: Rows drawn (seeded) for a view: enough to see the clouds, few enough for t-SNE.
+VIEW_POINTS = 2000
+
+
+def project_2d(X: Any, y: np.ndarray, method: str = "pca", seed: int = 0) -> dict[str, Any]:
+    """``{"xy": (n, 2), "y": (n,), "method": method}`` for a seeded sample of the rows.
+
+    Features are standardised first; ``pca`` keeps the two main directions, ``tsne`` runs
+    scikit-learn's t-SNE on a 50-component PCA (slower, shows clusters better).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    if method not in ("pca", "tsne"):
+        raise InvalidParameterError(f"a 2-D view is 'pca' or 'tsne', got {method!r}")
+    rows = np.arange(len(y))
+    if len(rows) > VIEW_POINTS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, VIEW_POINTS, replace=False))
+    Z = StandardScaler().fit_transform(np.asarray(X[rows], dtype=np.float64))
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        # 50 PCA components first, as the t-SNE authors recommend: faster and less noisy.
+        Z = PCA(min(50, *Z.shape), random_state=seed).fit_transform(Z)
+        perplexity = min(30.0, max(2.0, (len(Z) - 1) / 3))
+        xy = TSNE(2, init="pca", random_state=seed, perplexity=perplexity).fit_transform(Z)
+    else:
+        xy = PCA(2, random_state=seed).fit_transform(Z)
+    return {"xy": xy.astype(np.float32), "y": np.asarray(y)[rows], "method": method}
