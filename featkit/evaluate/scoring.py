@@ -20,6 +20,9 @@ from featkit.report.projection import project_2d
 
 logger = logging.getLogger(__name__)
 
+#: Training sets at least this big (rows x dims) get a line before their fit, not only after.
+LARGE_FIT = 20_000_000
+
 ClassifierSpec = Sequence[str] | Mapping[str, ClassifierMixin]
 
 __all__ = ["evaluate_features", "resolve_classifiers", "score_split"]
@@ -60,6 +63,8 @@ def score_split(
     rows = []
     for name, estimator in classifiers.items():
         clf = clone(estimator)
+        if log is not None and train.X.size >= LARGE_FIT:
+            log(f"  {extractor} + {name} [{split.name}]: fitting on {len(train)} x {train.dim} ...")
         t0 = time.perf_counter()
         clf.fit(train.X, train.y)
         t1 = time.perf_counter()
