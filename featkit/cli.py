@@ -314,6 +314,7 @@ def compare_command(
     report folder: results.json, results.csv, report.md and PNG charts."""
     from featkit.data import load_dataset
     from featkit.evaluate.compare import compare, default_extractors
+    from featkit.exceptions import ExtractorNotFoundError, PluginLoadError
     from featkit.registry import create_extractor
 
     say = None if quiet else lambda msg: click.echo(msg, err=True)
@@ -324,8 +325,13 @@ def compare_command(
     if per_extractor:
         chosen = default_extractors(dataset) if names is None else {}
         for name in names or []:
-            chosen[name] = create_extractor(name, **per_extractor.get(name, {}))
+            try:
+                chosen[name] = create_extractor(name, **per_extractor.get(name, {}))
+            except (ExtractorNotFoundError, PluginLoadError) as exc:
+                click.echo(f"skipping {name}: {exc}", err=True)  # as without -p: not fatal
         for name, values in per_extractor.items():
+            if name not in chosen and name in (names or []):
+                continue  # not installed: skipped above
             if name not in chosen:
                 raise InvalidParameterError(f"-p {name}.KEY: {name!r} is not compared")
             if names is None:

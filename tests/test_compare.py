@@ -196,3 +196,45 @@ def test_cli_evaluate_scores_saved_features(tmp_path):
 def test_cli_rejects_a_bad_protocol():
     proc = run("compare", "--protocol", "loo", "-q", check_code=2)
     assert "unknown protocol 'loo'" in proc.stderr
+
+
+def test_unreadable_images_are_skipped_by_fitting_extractors_too(tmp_path, digit_images):
+    from tests.conftest import write_image_folder
+
+    images, labels = digit_images
+    paths = write_image_folder(tmp_path, images[:90], labels[:90])
+    for p in paths[::15]:  # 6 corrupt files
+        p.write_bytes(b"not a png")
+    result = compare(
+        tmp_path,
+        extractors={"centred": CentredPixels(), "pixels": PixelsExtractor()},
+        classifiers=SKLEARN_KNN,
+        protocol="kfold:3",
+        view=None,
+    )
+    assert len(result.rows) == 6
+    for row in result.rows:
+        assert row["n_failed"] == 6
+    assert sum(r["n_test"] for r in result.rows if r["extractor"] == "centred") == 84
+
+
+def test_cli_skips_a_missing_extractor_also_with_params(tmp_path):
+    proc = run(
+        "compare", "--extractors", "pixels,no-such-extractor", "-p", "pixels.size=8",
+        "--classifiers", "knn", "--out", str(tmp_path), "--no-plots", "-q",
+    )  # fmt: skip
+    assert "skipping no-such-extractor" in proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert [r["dim"] for r in doc["summary"]] == [64]
+
+
+def test_evaluate_features_compares_sets_on_the_images_they_share():
+    full = featkit.extract("pixels", "digits", progress=False)
+    partial = full.subset(np.arange(len(full))[5:])  # lost 5 images
+    result = evaluate_features(
+        {"a": full, "b": partial}, classifiers=SKLEARN_KNN, protocol="kfold:3", view=None
+    )
+    by_name = {n: [r for r in result.rows if r["extractor"] == n] for n in ("a", "b")}
+    # The same images, the same splits: identical features give identical scores.
+    assert [r["accuracy"] for r in by_name["a"]] == [r["accuracy"] for r in by_name["b"]]
+    assert sum(r["n_test"] for r in by_name["a"]) == len(full) - 5

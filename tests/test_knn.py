@@ -192,3 +192,13 @@ def test_device_and_pickle(digits):
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_fewer_training_samples_than_k_all_vote_with_a_warning():
+    X = np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0]], dtype=np.float32)
+    y = np.array([0, 0, 1])
+    with pytest.warns(UserWarning, match="only 3 training samples"):
+        knn = FaissKNNClassifier(n_neighbors=20, metric="l2").fit(X, y)
+    reference = KNeighborsClassifier(n_neighbors=3, algorithm="brute").fit(X, y)
+    query = np.array([[0.9, 0.1], [0.0, 0.9]], dtype=np.float32)
+    np.testing.assert_allclose(knn.predict_proba(query), reference.predict_proba(query))

@@ -77,6 +77,17 @@ def test_domain_pairs_errors_are_clear():
         DomainPairs().splits(LABELS, domains=np.array(["a"] * 100))
     with pytest.raises(InvalidParameterError, match="unknown domain 'z'"):
         DomainPairs([("a", "z")]).splits(LABELS, domains=np.array(["a", "b"] * 50))
+    with pytest.raises(InvalidParameterError, match="test on its training rows"):
+        DomainPairs([("a", "a")]).splits(LABELS, domains=np.array(["a", "b"] * 50))
+    with pytest.raises(InvalidParameterError, match="empty list"):
+        DomainPairs([]).splits(LABELS, domains=np.array(["a", "b"] * 50))
+
+
+def test_fewshot_refuses_a_class_missing_from_the_training_pool():
+    labels = np.array([0] * 40 + [1] * 40 + [2] * 4)
+    splits = np.array(["train"] * 80 + ["test"] * 4)  # class 2 only in the test rows
+    with pytest.raises(InvalidParameterError, match="class 2 has only 0"):
+        FewShot(shots=1).splits(labels, splits)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +106,16 @@ def test_make_protocol_parses_the_cli_spelling(spec, kind, attrs):
     assert {k: getattr(proto, k) for k in attrs} == attrs
 
 
-@pytest.mark.parametrize("spec", ["loo", "kfold:x", "kfold:1", "fewshot:0", "holdout:3"])
-def test_make_protocol_rejects_bad_specs(spec):
-    with pytest.raises(InvalidParameterError):
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("loo", "unknown protocol"),
+        ("kfold:x", "unknown protocol"),
+        ("holdout:3", "unknown protocol"),
+        ("kfold:1", "n_splits"),
+        ("fewshot:0", "shots"),
+    ],
+)
+def test_make_protocol_rejects_bad_specs(spec, message):
+    with pytest.raises(InvalidParameterError, match=message):
         make_protocol(spec)

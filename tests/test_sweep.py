@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -72,21 +73,58 @@ def test_refinement_tries_half_decades_around_the_best(digits):
     assert sweep.best_score_ == max(r["score"] for r in sweep.cv_results_)
 
 
-def test_grid_grows_when_the_best_value_is_on_its_edge(digits):
-    X, y = digits
-    # Unscaled pixels (0-16) need strong regularisation: the best C lies below 1e1.
-    svm = LinearSVC(dual=True, max_iter=2000)
-    sweep = CSweepClassifier(svm, low=1e1, high=1e2, refine=False).fit(X, y)
-    assert min(r["C"] for r in sweep.cv_results_) < 1e1
-
-
-def test_single_image_classes_keep_the_estimators_own_value(caplog):
+def test_single_image_classes_use_the_middle_of_the_grid(caplog):
     X = np.random.default_rng(0).normal(size=(12, 4))
     y = np.array([0] * 6 + [1] * 5 + [2])
     with caplog.at_level(logging.WARNING, logger="featkit.classify.sweep"):
-        sweep = CSweepClassifier(LogisticRegression(C=0.3)).fit(X, y)
-    assert sweep.best_params_ == {"C": 0.3}
+        sweep = CSweepClassifier(LogisticRegression(C=0.3), low=1e-4, high=1.0).fit(X, y)
+    assert sweep.best_params_["C"] == pytest.approx(1e-2)
+    assert sweep.best_estimator_.C == pytest.approx(1e-2)
     assert "single training image" in caplog.text
+
+
+class Step(ClassifierMixin, BaseEstimator):
+    """Right (reads the label off column 0) when ``C`` is in [on, off), else always class 0:
+    a validation curve with a plateau before its rise, where ties must not stop a sweep."""
+
+    def __init__(self, C=1.0, on=0.1, off=np.inf):
+        self.C, self.on, self.off = C, on, off
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        right = self.on <= self.C < self.off
+        return np.asarray(X)[:, 0].astype(int) if right else np.zeros(len(X), dtype=int)
+
+
+@pytest.mark.parametrize(("on", "off"), [(0.1, np.inf), (0.5, 5.0), (1e-3, 2e-3)])
+def test_plateaus_do_not_stop_the_sweep_short(on, off):
+    y = np.repeat([0, 1], 50)
+    X = np.c_[y, np.zeros(100)]
+    sweep = CSweepClassifier(Step(on=on, off=off), low=1e-4, high=1e2, refine=False).fit(X, y)
+    assert on <= sweep.best_params_["C"] < off
+    assert sweep.best_score_ == 1.0
+
+
+@pytest.mark.parametrize(("on", "off", "edge"), [(1e-6, 2e-4, 1e-5), (50.0, np.inf, 1e3)])
+def test_grid_grows_past_an_edge_that_beats_its_neighbour(on, off, edge):
+    y = np.repeat([0, 1], 50)
+    X = np.c_[y, np.zeros(100)]
+    sweep = CSweepClassifier(Step(on=on, off=off), low=1e-4, high=1e2, refine=False).fit(X, y)
+    tried = [r["C"] for r in sweep.cv_results_]
+    assert any(np.isclose(t, edge) for t in tried)
+    assert on <= sweep.best_params_["C"] < off
+
+
+def test_grid_stays_put_when_the_edge_only_ties():
+    y = np.repeat([0, 1], 50)
+    X = np.c_[y, np.zeros(100)]
+    sweep = CSweepClassifier(Step(on=0.0), low=1e-10, high=1e-6, refine=False).fit(X, y)
+    tried = [r["C"] for r in sweep.cv_results_]
+    assert min(tried) == pytest.approx(1e-10)  # all tie: no extension below the grid
+    assert sweep.best_params_["C"] == pytest.approx(1e-10)  # ties: the smallest C
 
 
 def test_fewshot_sized_training_sets_hold_out_one_image_per_class():
@@ -114,3 +152,15 @@ def test_presets_choose_C_on_the_training_set(name, digits):
 def test_unknown_preset_lists_the_choices():
     with pytest.raises(InvalidParameterError, match="knn, logreg, probe, rbf-svm, svm"):
         make_classifier("forest")
+
+
+def test_max_samples_sweeps_on_a_subsample_and_refits_on_all(digits):
+    X, y = digits
+    sweep = CSweepClassifier(
+        LogisticRegression(max_iter=1000), low=1e-2, high=1.0, refine=False, max_samples=200
+    ).fit(X, y)
+    reference = LogisticRegression(max_iter=1000, C=sweep.best_params_["C"]).fit(X, y)
+    np.testing.assert_allclose(sweep.best_estimator_.coef_, reference.coef_, rtol=1e-6)
+    # 200 rows, 20% held out: every validation score is a multiple of 1/40.
+    for r in sweep.cv_results_:
+        assert r["score"] * 40 == pytest.approx(round(r["score"] * 40))

@@ -12,6 +12,7 @@ GPU build and sees one (``device="auto"``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,9 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     n_neighbors : int, default=5
-        Neighbours that vote.
+        Neighbours that vote. With fewer training samples, all of them vote (a warning
+        says so; scikit-learn raises instead); ``kneighbors(X, k)`` with a k larger than the
+        training set raises, as scikit-learn's.
     metric : {"cosine", "l2"}, default="cosine"
         Cosine: inner product of L2-normalised rows (distance 1 - similarity); l2: Euclidean.
     weights : {"uniform", "distance", "similarity"}, default="uniform"
@@ -96,6 +99,16 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
         )
         self.index_.add(X)
+        self.n_neighbors_ = min(self.n_neighbors, len(X))
+        if self.n_neighbors_ < self.n_neighbors:
+            # Few-shot training sets can be smaller than k (DINO's 20 > 1 shot x 10 classes);
+            # scikit-learn raises at predict time, which would end a whole evaluation.
+            warnings.warn(
+                f"{type(self).__name__}: n_neighbors={self.n_neighbors} but only {len(X)} "
+                f"training samples; all {len(X)} vote",
+                UserWarning,
+                stacklevel=2,
+            )
         return self
 
     def kneighbors(
@@ -127,7 +140,8 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Weighted vote shares of each class (columns in ``classes_`` order)."""
-        distance, index = self.kneighbors(X)
+        check_is_fitted(self, "index_")
+        distance, index = self.kneighbors(X, n_neighbors=self.n_neighbors_)
         distance = distance.astype(np.float64)
         if self.weights == "uniform":
             w = np.ones_like(distance)

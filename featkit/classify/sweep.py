@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -51,10 +52,14 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     cv : int or None, default=None
         None: one stratified 80/20 validation split of the training set (fast; at least one
         image per class is held out); an int: stratified k-fold on the training set. With a
-        single training image in a class there is nothing to validate on: the estimator's
-        own value is kept, with a warning.
+        single training image in a class there is nothing to validate on: the middle of
+        the grid (the geometric mean of ``low`` and ``high``) is used, with a warning.
     scoring : str, default="accuracy"
         Any scikit-learn scorer name.
+    max_samples : int or None, default=None
+        Sweep on a stratified seeded subsample of at most this many training rows (the
+        refit uses all of them): on 60,000 Fashion-MNIST images a linear SVM fit takes
+        minutes, and the choice of C barely moves beyond a few thousand rows.
     random_state : int, default=0
         Seed of the validation split.
 
@@ -77,6 +82,7 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         refine: bool = True,
         cv: int | None = None,
         scoring: str = "accuracy",
+        max_samples: int | None = None,
         random_state: int = 0,
     ) -> None:
         self.estimator = estimator
@@ -86,6 +92,7 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.refine = refine
         self.cv = cv
         self.scoring = scoring
+        self.max_samples = max_samples
         self.random_state = random_state
 
     def _param_path(self) -> str:
@@ -111,6 +118,17 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             )
         return StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
 
+    def _sweep_rows(self, y: np.ndarray) -> np.ndarray:
+        """All rows, or a stratified seeded subsample of ``max_samples`` of them."""
+        if self.max_samples is None or len(y) <= self.max_samples:
+            return np.arange(len(y))
+        check_int(type(self).__name__, "max_samples", self.max_samples, low=2)
+        n_classes = len(np.unique(y))
+        size = max(self.max_samples, 2 * n_classes)
+        picker = StratifiedShuffleSplit(1, train_size=size, random_state=self.random_state)
+        rows, _ = next(picker.split(np.zeros(len(y)), y))
+        return np.sort(rows)
+
     def _final_step(self) -> Any:
         return (
             self.estimator.steps[-1][1] if isinstance(self.estimator, Pipeline) else self.estimator
@@ -132,10 +150,17 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 model = self._models.get(k) or clone(self.estimator)
                 if self._warm:
                     self._models[k] = model
-                model.set_params(**{path: value}).fit(X[train], y[train])
-                scores.append(self._scorer(model, X[val], y[val]))
+                model.set_params(**{path: value}).fit(_safe_indexing(X, train), y[train])
+                scores.append(self._scorer(model, _safe_indexing(X, val), y[val]))
         self._scores[value] = float(np.mean(scores))
         return self._scores[value]
+
+    def _at(self, exponent: int) -> float:
+        """Score of 10**exponent, or -inf when it was not tried."""
+        for value, score in self._scores.items():
+            if np.isclose(np.log10(value), exponent, rtol=0, atol=1e-9):
+                return score
+        return -np.inf
 
     def _best(self) -> float:
         # Highest score; ties go to the smallest value (the most regularised model).
@@ -146,11 +171,13 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         name = type(self).__name__
         check_float(name, "low", self.low, low=0.0, strict=True)
         check_float(name, "high", self.high, low=self.low)
-        X, y = np.asarray(X), np.asarray(y)
+        y = np.asarray(y)
         splitter = self._splitter(y)
         if splitter is None:
             return self._fit_without_sweep(X, y)
-        self._splits = list(splitter.split(X, y))
+        rows = self._sweep_rows(y)
+        X_sweep, y_sweep = _safe_indexing(X, rows), y[rows]
+        self._splits = list(splitter.split(X_sweep, y_sweep))
         self._scores: dict[float, float] = {}
         self._models: dict[int, Any] = {}
         self._warm = "warm_start" in self._final_step().get_params(deep=False)
@@ -163,29 +190,32 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self._scorer = check_scoring(self.estimator, scoring=self.scoring)
         lo, hi = int(np.floor(np.log10(self.low))), int(np.ceil(np.log10(self.high)))
         # Coarse pass, from strong to weak regularisation. Validation accuracy against C
-        # rises then falls; two decades in a row without a gain end the pass, which skips
+        # rises then falls; two decades in a row below the best end the pass, which skips
         # the weakly regularised fits, the slowest by far (liblinear: 10x the iterations).
+        # Ties do not count: strongly regularised models often predict alike over several
+        # decades before the accuracy rises.
         stale = 0
         for e in range(lo, hi + 1):
             best_before = max(self._scores.values(), default=-np.inf)
-            stale = 0 if self._score(10.0**e, X, y) > best_before else stale + 1
+            stale = stale + 1 if self._score(10.0**e, X_sweep, y_sweep) < best_before else 0
             if stale == 2:
                 hi = e
                 break
         for _ in range(MAX_EXTENSIONS):
-            best = self._best()
-            if np.isclose(best, 10.0**lo):
+            # Grow the grid past an edge only when the edge beats its neighbour (a tie
+            # means a plateau, not an optimum beyond the edge).
+            if self._at(lo) > self._at(lo + 1):
                 lo -= 1
-                self._score(10.0**lo, X, y)
-            elif np.isclose(best, 10.0**hi) and stale < 2:
+                self._score(10.0**lo, X_sweep, y_sweep)
+            elif stale < 2 and self._at(hi) > self._at(hi - 1):
                 hi += 1
-                self._score(10.0**hi, X, y)
+                self._score(10.0**hi, X_sweep, y_sweep)
             else:
                 break
         if self.refine:
             best = self._best()
             for q in (-0.5, 0.5):
-                self._score(best * 10.0**q, X, y)
+                self._score(best * 10.0**q, X_sweep, y_sweep)
         chosen = self._best()
         self.best_params_ = {self.param: chosen}
         self.best_score_ = self._scores[chosen]
@@ -193,15 +223,17 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.best_estimator_ = clone(self.estimator).set_params(**{self._param_path(): chosen})
         self.best_estimator_.fit(X, y)
         self.classes_ = self.best_estimator_.classes_
-        self.n_features_in_ = getattr(self.best_estimator_, "n_features_in_", X.shape[1])
+        self._copy_fitted_attributes()
         del self._splits, self._models, self._scorer
         return self
 
     def _fit_without_sweep(self, X: Any, y: np.ndarray) -> CSweepClassifier:
-        # One image in a class leaves nothing to validate on: keep the estimator's own value.
-        value = self.estimator.get_params()[self._param_path()]
+        # One image in a class leaves nothing to validate on: take the middle of the grid
+        # (geometric), a value the preset's range deems reasonable.
+        value = float(np.sqrt(self.low * self.high))
         logger.warning(
-            "a class has a single training image: no %s sweep, %s=%s kept",
+            "a class has a single training image: no %s sweep, %s=%.3g (the middle of the "
+            "grid) is used",
             self.param,
             self.param,
             value,
@@ -209,10 +241,16 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.best_params_ = {self.param: value}
         self.best_score_ = float("nan")
         self.cv_results_ = []
-        self.best_estimator_ = clone(self.estimator).fit(X, y)
-        self.classes_ = self.best_estimator_.classes_
-        self.n_features_in_ = getattr(self.best_estimator_, "n_features_in_", np.shape(X)[1])
+        self.best_estimator_ = clone(self.estimator).set_params(**{self._param_path(): value})
+        self.best_estimator_.fit(X, y)
+        self._copy_fitted_attributes()
         return self
+
+    def _copy_fitted_attributes(self) -> None:
+        self.classes_ = self.best_estimator_.classes_
+        n_features = getattr(self.best_estimator_, "n_features_in_", None)
+        if n_features is not None:
+            self.n_features_in_ = n_features
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions of the refitted estimator."""
@@ -227,6 +265,6 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of the refitted estimator ."""
+        """Class probabilities of the refitted estimator."""
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict_proba(X)

@@ -23,9 +23,15 @@ from featkit.engine import extract
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
 from featkit.evaluate.results import EvaluationResult, library_versions
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
-from featkit.exceptions import ExtractorNotFoundError, InvalidParameterError, PluginLoadError
+from featkit.exceptions import (
+    ExtractorNotFoundError,
+    ImageReadError,
+    InvalidParameterError,
+    PluginLoadError,
+)
 from featkit.extractors.base import Extractor
 from featkit.features import FeatureSet
+from featkit.io import read_image
 from featkit.registry import create_extractor, list_extractors
 from featkit.report.projection import project_2d
 
@@ -156,7 +162,12 @@ def compare(
                 ex = clone(extractor)
                 fit_set = dataset.subset(np.frombuffer(fit_rows, dtype=np.int64))
                 say(f"fitting {name} on {len(fit_set)} training images")
-                ex.fit(fit_set)
+                try:
+                    ex.fit(fit_set)
+                except ImageReadError:
+                    # Extraction skips unreadable images; fitting must too, not end the run.
+                    fit_set = _readable(fit_set, say)
+                    ex.fit(fit_set)
             say(f"extracting {name} features of {len(dataset)} images")
             features = extract(ex, dataset, **kwargs)
             extract_s += time.perf_counter() - started
@@ -226,6 +237,19 @@ def _resolve_extractors(
     if not chosen:
         raise InvalidParameterError(f"no extractor to compare: {skipped or 'none given'}")
     return chosen, skipped
+
+
+def _readable(dataset: Dataset, say: Callable[[str], None]) -> Dataset:
+    """The images of ``dataset`` that can be read (the others are reported and left out)."""
+    keep = []
+    for i, item in enumerate(dataset.items):
+        try:
+            read_image(item)
+        except ImageReadError as exc:
+            say(f"  not fitting on {dataset.ids[i]}: {exc.reason}")
+            continue
+        keep.append(i)
+    return dataset.subset(np.asarray(keep, dtype=np.int64))
 
 
 def _fit_groups(splits: Sequence[Split]) -> dict[bytes, list[Split]]:

@@ -158,6 +158,7 @@ class KFold(Protocol):
         check_int("KFold", "seed", seed, low=0)
         self.n_splits = n_splits
         self.seed = seed
+        self._stratified = True
 
     def splits(
         self,
@@ -171,7 +172,8 @@ class KFold(Protocol):
                 f"kfold: {self.n_splits} folds need at least {self.n_splits} rows, "
                 f"got {len(labels)}"
             )
-        if _can_stratify(labels, self.n_splits):
+        self._stratified = _can_stratify(labels, self.n_splits)
+        if self._stratified:
             folds = StratifiedKFold(self.n_splits, shuffle=True, random_state=self.seed)
         else:
             folds = _PlainKFold(self.n_splits, shuffle=True, random_state=self.seed)
@@ -181,7 +183,8 @@ class KFold(Protocol):
         return out
 
     def describe(self) -> str:
-        return f"stratified {self.n_splits}-fold cross-validation, seed {self.seed}"
+        kind = "stratified" if self._stratified else "plain (a class has too few rows)"
+        return f"{kind} {self.n_splits}-fold cross-validation, seed {self.seed}"
 
 
 class FewShot(Protocol):
@@ -221,15 +224,17 @@ class FewShot(Protocol):
         domains: np.ndarray | None = None,
     ) -> list[Split]:
         labels = np.asarray(labels)
+        if (labels < 0).any():
+            raise InvalidParameterError("fewshot: leave out unlabelled rows (label -1) first")
         (base,) = self._holdout.splits(labels, splits, domains)
         pool_labels = labels[base.train]
+        present = np.unique(labels)
         counts = np.bincount(pool_labels, minlength=labels.max(initial=-1) + 1)
-        present = np.flatnonzero(counts)
-        if counts[present].min(initial=self.shots) < self.shots:
-            short = int(present[np.argmin(counts[present])])
+        short = [int(c) for c in present if counts[c] < self.shots]
+        if short:
             raise InvalidParameterError(
-                f"fewshot: {self.shots} shots per class, but class {short} has only "
-                f"{counts[short]} training images; use fewer shots"
+                f"fewshot: {self.shots} shots per class, but class {short[0]} has only "
+                f"{counts[short[0]]} training images; use fewer shots"
             )
         out = []
         for r in range(self.repeats):
@@ -291,11 +296,21 @@ class DomainPairs(Protocol):
             raise InvalidParameterError(
                 f"the domains protocol needs 2 domains or more, got {names}"
             )
-        pairs = self.pairs or [(s, t) for s in names for t in names if s != t]
-        for pair in pairs:
-            for d in pair:
+        pairs = (
+            self.pairs
+            if self.pairs is not None
+            else [(s, t) for s in names for t in names if s != t]
+        )
+        if not pairs:
+            raise InvalidParameterError("the domains protocol got an empty list of pairs")
+        for source, target in pairs:
+            for d in (source, target):
                 if d not in names:
                     raise InvalidParameterError(f"unknown domain {d!r}; the domains are {names}")
+            if source == target:
+                raise InvalidParameterError(
+                    f"domain pair ({source!r}, {target!r}) would test on its training rows"
+                )
         self._pairs = list(pairs)
         rows = np.arange(len(domains))
         return [
@@ -323,7 +338,7 @@ def make_protocol(spec: str | Protocol, *, seed: int = 0, test_size: float = 0.2
     if isinstance(spec, Protocol):
         return spec
     name, _, arg = str(spec).strip().lower().partition(":")
-    try:
+    try:  # int() fails on a malformed count; the protocols' own checks raise their messages
         if name == "holdout" and not arg:
             return Holdout(test_size=test_size, seed=seed)
         if name == "kfold":
@@ -338,6 +353,8 @@ def make_protocol(spec: str | Protocol, *, seed: int = 0, test_size: float = 0.2
             )
         if name in ("domains", "domain-pairs") and not arg:
             return DomainPairs()
+    except InvalidParameterError:
+        raise
     except ValueError:
         pass
     raise InvalidParameterError(

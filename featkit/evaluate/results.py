@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from featkit._version import __version__
+from featkit.exceptions import InvalidParameterError
 
 __all__ = ["EvaluationResult", "library_versions", "summarize"]
 
@@ -59,7 +60,10 @@ class EvaluationResult:
 
     def best(self) -> dict[str, Any]:
         """The summary row with the highest mean accuracy."""
-        return self.summary()[0]
+        summary = self.summary()
+        if not summary:
+            raise InvalidParameterError("no results: nothing was scored")
+        return summary[0]
 
     def table(self) -> str:
         """A plain-text table of the summary, best first."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sklearn.base import ClassifierMixin, clone
 
 from featkit._version import __version__
@@ -108,7 +109,7 @@ def _chosen_params(clf: Any) -> dict[str, float]:
 
 def evaluate_features(
     features: FeatureSet | Mapping[str, FeatureSet],
-    classifiers: ClassifierSpec = ("knn", "svm"),
+    classifiers: ClassifierSpec = ("knn", "svm", "probe"),
     protocol: str | Protocol = "holdout",
     *,
     test_size: float = 0.25,
@@ -118,28 +119,37 @@ def evaluate_features(
 ) -> EvaluationResult:
     """Score ``classifiers`` under ``protocol`` on features extracted earlier.
 
-    ``features`` is one FeatureSet or ``{name: FeatureSet}`` (several extractors on the same
-    images). Upstream fitting (codebooks) was done at extraction, so the protocol's ``fit``
-    rows are not used. Unlabelled rows (label -1) are left out.
+    ``features`` is one FeatureSet or ``{name: FeatureSet}`` (several extractors on the
+    same images: all are scored on the images they share, with the same splits, so the
+    comparison is paired). Upstream fitting (codebooks) was done at extraction, so the
+    protocol's ``fit`` rows are not used. Unlabelled rows (label -1) are left out.
     """
+    say = log or logger.info
+    if view not in ("pca", "tsne", None):
+        raise InvalidParameterError(f"view must be 'pca', 'tsne' or None, got {view!r}")
     sets = dict(features) if isinstance(features, Mapping) else {_name(features): features}
+    if not sets:
+        raise InvalidParameterError("no features to evaluate")
     proto = make_protocol(protocol, seed=seed, test_size=test_size)
     estimators = resolve_classifiers(classifiers, seed=seed)
+    sets = _paired(sets, say)
+    first = next(iter(sets.values()))
+    splits = proto.splits(first.y, first.splits, first.domains)
     rows: list[dict[str, Any]] = []
     views = {}
-    first = None
     for name, fs in sets.items():
-        labelled = fs.subset(fs.y >= 0) if (fs.y < 0).any() else fs
-        first = first or labelled
-        extract_s = fs.provenance.get("timing", {}).get("seconds", 0.0)
-        for split in proto.splits(labelled.y, labelled.splits, labelled.domains):
-            part = score_split(
-                labelled, split, estimators, protocol=proto.name, extractor=name, log=log
+        config = fs.provenance.get("extractor") or {}
+        if config.get("state") is not None and proto.name != "holdout":
+            say(
+                f"{name} learned from images (a codebook) when it was extracted: under "
+                f"{proto.name}, that fit may have seen the test rows of some splits"
             )
+        extract_s = fs.provenance.get("timing", {}).get("seconds", 0.0)
+        for split in splits:
+            part = score_split(fs, split, estimators, protocol=proto.name, extractor=name, log=log)
             rows += [{**row, "extract_s": extract_s} for row in part]
         if view is not None:
-            views[name] = project_2d(labelled.X, labelled.y, view, seed)
-    assert first is not None
+            views[name] = project_2d(fs.X, fs.y, view, seed)
     dataset = dict(first.provenance.get("dataset", {}))
     dataset.setdefault("name", "features")
     dataset["class_names"] = list(first.class_names)
@@ -153,12 +163,31 @@ def evaluate_features(
             "name": proto.name,
             "description": proto.describe(),
             "params": proto.params(),
+            "n_splits": len(splits),
         },
         "extractors": {n: fs.provenance.get("extractor") for n, fs in sets.items()},
         "classifiers": {c: CLASSIFIER_DESCRIPTIONS.get(c, repr(estimators[c])) for c in estimators},
         "seed": seed,
     }
     return EvaluationResult(rows=rows, provenance=provenance, views=views)
+
+
+def _paired(sets: dict[str, FeatureSet], say: Callable[[str], None]) -> dict[str, FeatureSet]:
+    """The labelled rows every set shares, in the first set's order (a paired comparison)."""
+    labelled = {n: fs.subset(fs.y >= 0) if (fs.y < 0).any() else fs for n, fs in sets.items()}
+    if len(labelled) == 1:
+        return labelled
+    common = set.intersection(*(set(fs.ids.tolist()) for fs in labelled.values()))
+    order = [i for i in next(iter(labelled.values())).ids.tolist() if i in common]
+    out = {}
+    for name, fs in labelled.items():
+        position = {image_id: k for k, image_id in enumerate(fs.ids.tolist())}
+        if len(order) < len(fs):
+            say(f"{name}: scoring the {len(order)} of its {len(fs)} images every set has")
+        out[name] = fs.subset(np.array([position[i] for i in order], dtype=np.int64))
+    if not order:
+        raise InvalidParameterError("the feature sets share no image ids: nothing to compare")
+    return out
 
 
 def _name(features: FeatureSet) -> str:

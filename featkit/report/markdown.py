@@ -57,6 +57,11 @@ def _summed_confusion(rows: list[dict[str, Any]], best: dict[str, Any]) -> Any:
     return np.sum([np.asarray(r["confusion_matrix"]) for r in members], axis=0)
 
 
+def _cell(text: Any) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
     """The report page as markdown text."""
     prov = result.provenance
@@ -78,7 +83,8 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
     for i, r in enumerate(summary, start=1):
         extra = f" {r['accuracy_std']:.4f} | {r['n_splits']} |" if spread else ""
         lines.append(
-            f"| {i} | {r['extractor']} | {r['classifier']} | {r['accuracy']:.4f} |{extra} "
+            f"| {i} | {_cell(r['extractor'])} | {_cell(r['classifier'])} | "
+            f"{r['accuracy']:.4f} |{extra} "
             f"{r['balanced_accuracy']:.4f} | {r['macro_f1']:.4f} | {r['dim']} | "
             f"{r['extract_s']:.2f} | {r['fit_s']:.2f} |"
         )
@@ -89,11 +95,11 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
             "",
             "## Accuracy per domain shift",
             "",
-            "| method | " + " | ".join(shifts) + " | average |",
+            "| method | " + " | ".join(_cell(x) for x in shifts) + " | average |",
             "|---|" + "---:|" * (len(shifts) + 1),
         ]
         for method, values in table:
-            lines.append(f"| {method} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+            lines.append(f"| {_cell(method)} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
     if "accuracy" in charts:
         lines += [
             "",

@@ -37,5 +37,7 @@ def project_2d(X: Any, y: np.ndarray, method: str = "pca", seed: int = 0) -> dic
         perplexity = min(30.0, max(2.0, (len(Z) - 1) / 3))
         xy = TSNE(2, init="pca", random_state=seed, perplexity=perplexity).fit_transform(Z)
     else:
-        xy = PCA(2, random_state=seed).fit_transform(Z)
+        xy = PCA(min(2, *Z.shape), random_state=seed).fit_transform(Z)
+    if xy.shape[1] < 2:  # 1-d features (or one row): draw them on a line
+        xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
     return {"xy": xy.astype(np.float32), "y": np.asarray(y)[rows], "method": method}
