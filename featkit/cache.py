@@ -87,7 +87,7 @@ class FeatureCache:
             self.directory.mkdir(parents=True, exist_ok=True)
             marker = self.directory / "config.json"
             if not marker.exists():
-                _atomic_write(marker, json.dumps(config, indent=2, sort_keys=True).encode())
+                atomic_write(marker, json.dumps(config, indent=2, sort_keys=True).encode())
         except OSError as exc:
             raise CacheError(f"cannot use cache folder {root}: {exc}") from exc
 
@@ -170,14 +170,14 @@ class FeatureCache:
         try:
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(X, dtype=np.float32), allow_pickle=False)
-            _atomic_write(self.directory / f"{ident}.npy", buf.getvalue())
+            atomic_write(self.directory / f"{ident}.npy", buf.getvalue())
             meta = {
                 "chunk": ident,
                 "hashes": list(hashes),
                 "failed": failed,
                 "dim": int(X.shape[1]),
             }
-            _atomic_write(self.directory / f"{ident}.json", json.dumps(meta).encode())
+            atomic_write(self.directory / f"{ident}.json", json.dumps(meta).encode())
         except OSError as exc:
             # Never lose the run for the cache: keep going without it and say so once.
             self.writable = False
@@ -218,12 +218,13 @@ class _FileHashMemo:
         if not self.dirty:
             return
         try:
-            _atomic_write(self.path, json.dumps(self.entries).encode())
+            atomic_write(self.path, json.dumps(self.entries).encode())
         except OSError as exc:  # only a speed-up: never fail a run for it
             logger.debug("cannot save the file-hash memo %s: %s", self.path, exc)
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` so that a reader never sees a partial file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # No fsync: rename is atomic against a killed process, and lookup() checks each chunk's
     # size, so even a chunk torn by a power cut is recomputed rather than trusted.

@@ -238,3 +238,30 @@ def test_evaluate_features_compares_sets_on_the_images_they_share():
     # The same images, the same splits: identical features give identical scores.
     assert [r["accuracy"] for r in by_name["a"]] == [r["accuracy"] for r in by_name["b"]]
     assert sum(r["n_test"] for r in by_name["a"]) == len(full) - 5
+
+
+class CountingKNN(KNeighborsClassifier):
+    """scikit-learn's k-NN, counting its fits."""
+
+    fits: ClassVar[list[int]] = []
+
+    def fit(self, X, y):
+        CountingKNN.fits.append(len(X))
+        return super().fit(X, y)
+
+
+def test_a_rerun_with_a_cache_refits_nothing(tmp_path):
+    CountingKNN.fits = []
+    kwargs = {"extractors": ["pixels"], "protocol": "kfold:3", "view": None}
+    first = compare("digits", classifiers={"k": CountingKNN(5)}, cache_dir=tmp_path, **kwargs)
+    assert len(CountingKNN.fits) == 3
+    again = compare("digits", classifiers={"k": CountingKNN(5)}, cache_dir=tmp_path, **kwargs)
+    assert len(CountingKNN.fits) == 3  # every score came from the cache
+
+    def scored(rows):  # all but the extraction time, which the feature cache changes
+        return [{k: v for k, v in r.items() if k != "extract_s"} for r in rows]
+
+    assert scored(again.rows) == scored(first.rows)
+    other = compare("digits", classifiers={"k": CountingKNN(7)}, cache_dir=tmp_path, **kwargs)
+    assert len(CountingKNN.fits) == 6  # another parameter is another key
+    assert [r["accuracy"] for r in other.rows] != [r["accuracy"] for r in first.rows]

@@ -277,7 +277,11 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [LinearProbe(dtype="float64"), LinearProbe()],
+    [
+        LinearProbe(dtype="float64"),
+        LinearProbe(),
+        LinearProbe(loss="squared_hinge", dtype="float64"),
+    ],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_estimator_checks(estimator, check):
@@ -293,3 +297,34 @@ def test_warm_start_reaches_the_cold_solution_in_fewer_iterations():
     scale = np.abs(cold.coef_).max()
     np.testing.assert_allclose(warm.coef_, cold.coef_, atol=1e-4 * scale)
     assert warm.n_iter_[0] < cold.n_iter_[0]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("C", [1e-3, 0.1])
+def test_squared_hinge_solves_linearsvcs_problem(C, binary):
+    from sklearn.svm import LinearSVC
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    if binary:
+        y = (y > 4).astype(int)
+    # Without an intercept the two objectives are the same (liblinear penalises its bias).
+    reference = LinearSVC(C=C, fit_intercept=False, dual=False, tol=1e-10, max_iter=100_000)
+    reference.fit(X, y)
+    probe = LinearProbe(
+        C=C, loss="squared_hinge", fit_intercept=False, dtype="float64", tol=1e-10
+    ).fit(X, y)
+    scale = np.abs(reference.coef_).max()
+    np.testing.assert_allclose(probe.coef_, reference.coef_, atol=1e-5 * scale)
+    np.testing.assert_array_equal(probe.predict(X), reference.predict(X))
+    assert not hasattr(probe, "predict_proba")
+
+
+def test_squared_hinge_with_intercept_scores_like_linearsvc():
+    from sklearn.svm import LinearSVC
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    reference = LinearSVC(C=0.1, max_iter=10_000).fit(X[::2], y[::2])
+    probe = LinearProbe(C=0.1, loss="squared_hinge").fit(X[::2], y[::2])
+    assert abs(probe.score(X[1::2], y[1::2]) - reference.score(X[1::2], y[1::2])) <= 0.005

@@ -16,6 +16,15 @@ directly comparable. The problem is strictly convex, so any solver that converge
 the same coefficients: ``C`` can be swept with the same grid as for ``LogisticRegression``
 or ``LinearSVC``.
 
+``loss="squared_hinge"`` is a linear SVM instead: one-vs-rest L2-loss SVMs, the problem of
+``sklearn.svm.LinearSVC(C=C)`` (liblinear's default ``squared_hinge`` loss)::
+
+    sum_i sum_k max(0, 1 - Y_ik (x_i w_k + b_k))^2 + 1 / (2 C) * ||W||^2
+
+with Y_ik = +1 for the true class and -1 otherwise (one column for two classes). The
+intercept is not penalised (liblinear penalises it, through ``intercept_scaling``); with
+``fit_intercept=False`` the two problems are identical. No probabilities for this loss.
+
 Solvers: ``"lbfgs"`` moves the features to the device once and runs scikit-learn's own
 optimiser (scipy's L-BFGS-B, same settings) on torch's full-batch loss and gradient, so
 the work runs in float32 on the CPU or GPU; ``"sgd"`` streams seeded mini-batches from
@@ -36,6 +45,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
@@ -46,6 +56,7 @@ from featkit.extractors.params import check_bool, check_float, check_int
 __all__ = ["LinearProbe"]
 
 SOLVERS = ("lbfgs", "sgd")
+LOSSES = ("log_loss", "squared_hinge")
 DTYPES = ("float32", "float64")
 # Rows scored at a time by predict / decision_function: bounds the device memory of a
 # (chunk x d) slice and its (chunk x n_classes) logits.
@@ -62,6 +73,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     C : float, default=1.0
         Inverse regularisation strength, as in ``LogisticRegression``: the penalty is
         ``||W||^2 / (2 C)`` against the summed cross-entropy.
+    loss : {"log_loss", "squared_hinge"}, default="log_loss"
+        Softmax regression (``LogisticRegression``'s problem) or one-vs-rest L2-loss linear
+        SVMs (``LinearSVC``'s problem, intercept unpenalised).
     solver : {"lbfgs", "sgd"}, default="lbfgs"
         ``lbfgs``: full batch on the device, scipy's L-BFGS-B as in scikit-learn;
         ``sgd``: mini-batches streamed from host memory (Adam, cosine learning rate).
@@ -113,6 +127,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         C: float = 1.0,
+        loss: str = "log_loss",
         solver: str = "lbfgs",
         tol: float = 1e-4,
         max_iter: int = 1000,
@@ -127,6 +142,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         warm_start: bool = False,
     ) -> None:
         self.C = C
+        self.loss = loss
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
@@ -145,6 +161,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         name = type(self).__name__
         check_float(name, "C", self.C, low=0.0, strict=True)
+        if self.loss not in LOSSES:
+            raise InvalidParameterError(f"{name}: loss must be one of {LOSSES}, got {self.loss!r}")
         if self.solver not in SOLVERS:
             raise InvalidParameterError(
                 f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}"
@@ -247,7 +265,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
         def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             W, c = split(theta)
-            loss, gW, gc = _loss_grad(Xt, yt, w, W, c, mu, lam)
+            loss, gW, gc = _loss_grad(Xt, yt, w, W, c, mu, lam, self.loss)
             g = torch.cat([gW.ravel(), gc]) if self.fit_intercept else gW.ravel()
             return loss, g.cpu().numpy().astype(np.float64)
 
@@ -282,7 +300,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
         W, c = split(result.x)
-        W_np, b_np = _export(W, c, mu, k)
+        W_np, b_np = _export(W, c, mu, k, self.loss)
         return W_np, b_np, min(int(result.nit), self.max_iter), float(result.fun)
 
     def _warm_theta(self, k: int, d: int, mu: Any) -> np.ndarray:
@@ -342,7 +360,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                     group["lr"] = self.learning_rate * cosine
                 optimizer.zero_grad(set_to_none=False)
                 logits = torch.addmm(c - W @ mu, xb, W.T)
-                loss = torch.dot(_cross_entropy(logits, yb), wb) + 0.5 * lam * (W * W).sum()
+                loss = torch.dot(_row_loss(logits, yb, self.loss), wb) + 0.5 * lam * (W * W).sum()
                 loss.backward()
                 optimizer.step()
                 step += 1
@@ -352,9 +370,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             for start in range(0, n, PREDICT_CHUNK):
                 sl = slice(start, start + PREDICT_CHUNK)
                 logits = torch.addmm(c - W @ mu, Xh[sl].to(device), W.T)
-                ce = _cross_entropy(logits, yh[sl].to(device))
+                ce = _row_loss(logits, yh[sl].to(device), self.loss)
                 loss += float(torch.dot(ce.double(), w[sl].double()))
-        W_np, b_np = _export(W, c, mu, k)
+        W_np, b_np = _export(W, c, mu, k, self.loss)
         return W_np, b_np, self.epochs, loss
 
     # ----------------------------------------------------------------- prediction
@@ -376,6 +394,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 out[start : start + len(xb)] = torch.addmm(b, xb, W.T).cpu().numpy()
         return out[:, 0] if out.shape[1] == 1 else out
 
+    @available_if(lambda self: self.loss == "log_loss")
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (softmax of the logits; columns in ``classes_`` order)."""
         scores = self.decision_function(X).astype(np.float64)
@@ -386,6 +405,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         e = np.exp(scores)
         return e / e.sum(axis=1, keepdims=True)
 
+    @available_if(lambda self: self.loss == "log_loss")
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Logarithm of ``predict_proba``."""
         return np.log(self.predict_proba(X))
@@ -400,10 +420,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 # --------------------------------------------------------------------- helpers
 
 
-def _cross_entropy(logits: Any, y: Any) -> Any:
-    """Per-row cross-entropy: binomial for one logit column, else the softmax's."""
+def _row_loss(logits: Any, y: Any, loss: str) -> Any:
+    """Per-row loss: cross-entropy (binomial for one logit column, else the softmax's), or
+    the one-vs-rest squared hinge."""
     import torch.nn.functional as F
 
+    if loss == "squared_hinge":
+        signs = _signs(y, logits.shape[1], logits.dtype)
+        return (1.0 - signs * logits).clamp(min=0.0).square().sum(dim=1)
     if logits.shape[1] == 1:
         return F.binary_cross_entropy_with_logits(
             logits[:, 0], y.to(logits.dtype), reduction="none"
@@ -411,8 +435,19 @@ def _cross_entropy(logits: Any, y: Any) -> Any:
     return F.cross_entropy(logits, y, reduction="none")
 
 
+def _signs(y: Any, k: int, dtype: Any) -> Any:
+    """One-vs-rest targets: +1 for the true class, -1 for the others ((n, 1) for two classes)."""
+    import torch
+
+    if k == 1:
+        return (2.0 * y.to(dtype) - 1.0)[:, None]
+    signs = torch.full((len(y), k), -1.0, dtype=dtype, device=y.device)
+    signs.scatter_(1, y[:, None], 1.0)
+    return signs
+
+
 def _loss_grad(
-    X: Any, y: Any, w: Any, W: Any, c: Any, mu: Any, lam: float
+    X: Any, y: Any, w: Any, W: Any, c: Any, mu: Any, lam: float, loss: str = "log_loss"
 ) -> tuple[float, Any, Any]:
     """Mean-scaled objective and its gradient in W and c, on centred features.
 
@@ -424,7 +459,12 @@ def _loss_grad(
 
     with torch.no_grad():
         logits = torch.addmm(c - W @ mu, X, W.T)  # (x - mu) W^T + c
-        if W.shape[0] == 1:
+        if loss == "squared_hinge":
+            signs = _signs(y, W.shape[0], logits.dtype)
+            slack = (1.0 - signs * logits).clamp_(min=0.0)
+            ce = slack.square().sum(dim=1)
+            G = slack.mul_(signs).mul_(-2.0 * w[:, None])  # d loss / d logits, weighted
+        elif W.shape[0] == 1:
             z = logits[:, 0]
             yf = y.to(z.dtype)
             ce = torch.nn.functional.softplus(z) - yf * z
@@ -458,13 +498,13 @@ def _as_tensor(X: np.ndarray) -> Any:
         return torch.from_numpy(X)
 
 
-def _export(W: Any, c: Any, mu: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _export(W: Any, c: Any, mu: Any, k: int, loss: str) -> tuple[np.ndarray, np.ndarray]:
     """coef_ and intercept_ as numpy, back in the uncentred parametrisation."""
     import torch
 
     with torch.no_grad():
         b = c - W @ mu
-        if k > 1:
+        if k > 1 and loss == "log_loss":
             # The softmax is unchanged by a common shift; scikit-learn's intercepts sum to
             # zero (its L-BFGS starts at zero and the gradient's class sum is zero).
             b = b - b.mean()

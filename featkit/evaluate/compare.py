@@ -22,6 +22,7 @@ from featkit.data import Dataset, load_dataset
 from featkit.engine import extract
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
 from featkit.evaluate.results import EvaluationResult, library_versions
+from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
 from featkit.exceptions import (
     ExtractorNotFoundError,
@@ -123,7 +124,8 @@ def compare(
     device : str, optional
         Device of extractors that have one (``cnn``): ``cpu``, ``cuda``, ``auto``.
     cache_dir : path, optional
-        Feature cache: a re-run skips the extraction.
+        Feature and score cache: a re-run skips the extraction, and the classifiers already
+        scored on the same features and splits.
     view : {"pca", "tsne", None}
         The 2-D projection of each extractor's features for the report.
     log : callable, optional
@@ -151,6 +153,7 @@ def compare(
     configs: dict[str, Any] = {}
     views: dict[str, dict[str, Any]] = {}
     kwargs = {"n_jobs": n_jobs, "cache_dir": cache_dir, "progress": progress}
+    scores = None if cache_dir is None else ScoreCache(cache_dir)
     for name, extractor in chosen.items():
         extract_s = 0.0
         groups = _fit_groups(splits) if extractor.requires_fit else {None: splits}
@@ -177,7 +180,13 @@ def compare(
             for split in members:
                 mapped = _map_split(split, dataset, features)
                 part = score_split(
-                    features, mapped, estimators, protocol=proto.name, extractor=name, log=say
+                    features,
+                    mapped,
+                    estimators,
+                    protocol=proto.name,
+                    extractor=name,
+                    cache=scores,
+                    log=say,
                 )
                 for row in part:
                     row["n_failed"] = len(features.failed)

@@ -15,6 +15,7 @@ from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS, make_classifier
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
 from featkit.evaluate.results import EvaluationResult, library_versions
+from featkit.evaluate.score_cache import ScoreCache
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
 from featkit.report.projection import project_2d
@@ -53,48 +54,72 @@ def score_split(
     protocol: str,
     extractor: str,
     aligner: str = "none",
+    cache: ScoreCache | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit each classifier on the split's training rows of ``features``, score the test rows.
 
     ``split`` indexes the rows of ``features``. Returns one tidy row per classifier with the
     scikit-learn metrics, fit and predict times, and the hyper-parameters a sweep chose.
+    With a ``cache``, a classifier already scored on the same features is not refitted.
     """
     train, test = features.subset(split.train), features.subset(split.test)
     rows = []
     for name, estimator in classifiers.items():
-        clf = clone(estimator)
-        if log is not None and train.X.size >= LARGE_FIT:
-            log(f"  {extractor} + {name} [{split.name}]: fitting on {len(train)} x {train.dim} ...")
-        t0 = time.perf_counter()
-        clf.fit(train.X, train.y)
-        t1 = time.perf_counter()
-        pred = clf.predict(test.X)
-        t2 = time.perf_counter()
-        scores = classification_scores(test.y, pred, features.class_names)
-        row = {
+        identity = {
             "extractor": extractor,
             "aligner": aligner,
             "classifier": name,
             "protocol": protocol,
             "split": split.name,
             **split.info,
-            "n_train": len(train),
-            "n_test": len(test),
-            "dim": features.dim,
-            "fit_s": round(t1 - t0, 4),
-            "predict_s": round(t2 - t1, 4),
-            "chosen": _chosen_params(clf),
-            **scores,
         }
-        rows.append(row)
+        key = None if cache is None else cache.key(train, test, estimator)
+        outcome = None if cache is None else cache.get(key)
+        cached = outcome is not None
+        if outcome is None:
+            outcome = _fit_and_score(estimator, train, test, features.class_names, identity, log)
+            if cache is not None:
+                cache.put(key, outcome)
+        rows.append({**identity, **outcome})
         if log is not None:
-            chosen = "".join(f", {k}={v:.3g}" for k, v in row["chosen"].items())
+            chosen = "".join(f", {k}={v:.3g}" for k, v in outcome["chosen"].items())
+            how = "cached" if cached else f"fit {outcome['fit_s']:.1f}s"
             log(
-                f"  {extractor} + {name} [{split.name}]: accuracy {scores['accuracy']:.4f} "
-                f"(fit {t1 - t0:.1f}s{chosen})"
+                f"  {extractor} + {name} [{split.name}]: accuracy {outcome['accuracy']:.4f} "
+                f"({how}{chosen})"
             )
     return rows
+
+
+def _fit_and_score(
+    estimator: ClassifierMixin,
+    train: FeatureSet,
+    test: FeatureSet,
+    class_names: list[str],
+    identity: dict[str, Any],
+    log: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    clf = clone(estimator)
+    if log is not None and train.X.size >= LARGE_FIT:
+        log(
+            f"  {identity['extractor']} + {identity['classifier']} [{identity['split']}]: "
+            f"fitting on {len(train)} x {train.dim} ..."
+        )
+    t0 = time.perf_counter()
+    clf.fit(train.X, train.y)
+    t1 = time.perf_counter()
+    pred = clf.predict(test.X)
+    t2 = time.perf_counter()
+    return {
+        "n_train": len(train),
+        "n_test": len(test),
+        "dim": train.dim,
+        "fit_s": round(t1 - t0, 4),
+        "predict_s": round(t2 - t1, 4),
+        "chosen": _chosen_params(clf),
+        **classification_scores(test.y, pred, class_names),
+    }
 
 
 def _chosen_params(clf: Any) -> dict[str, float]:

@@ -1,0 +1,63 @@
+"""A cache of classifier scores, so that a re-run of ``compare`` with a cache is instant.
+
+A score row is keyed by what determines it: the training and test features and labels
+(content hashes), the classifier with all its parameters, and the featkit, scikit-learn
+and torch versions. Every featkit classifier is deterministic for a given seed, so equal
+keys mean equal scores; the fit and predict times stored are those of the run that
+computed them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from featkit._version import __version__
+from featkit.cache import LAYOUT, atomic_write, content_hash
+from featkit.features import FeatureSet
+
+__all__ = ["ScoreCache"]
+
+
+class ScoreCache:
+    """Score rows under ``root/featkit-cache-v1/scores/``, one JSON file per key."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.directory = Path(root).expanduser() / LAYOUT / "scores"
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def key(self, train: FeatureSet, test: FeatureSet, estimator: Any) -> str:
+        """The digest of everything a score row depends on."""
+        params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
+        payload = {
+            "train": [content_hash(train.X), content_hash(train.y)],
+            "test": [content_hash(test.X), content_hash(test.y)],
+            "classes": list(train.class_names),
+            "estimator": type(estimator).__qualname__,
+            "params": {k: repr(v) for k, v in sorted(params.items())},
+            "versions": [__version__, *(_version(d) for d in ("scikit-learn", "torch"))],
+        }
+        text = json.dumps(payload, sort_keys=True)
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored row, or None (also for a file that cannot be read)."""
+        try:
+            return json.loads((self.directory / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        """Store a row (atomically)."""
+        atomic_write(self.directory / f"{key}.json", json.dumps(row).encode())
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "-"
