@@ -281,7 +281,12 @@ def _report_options(func: Any) -> Any:
     multiple=True,
     help="NAME.KEY=VALUE for one extractor (repeatable), e.g. -p cnn.image_size=128.",
 )
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Feature and score cache: a re-run skips what it has done.",
+)
 @click.option(
     "--device", default=None, help="Device of deep extractors: auto, cpu, cuda, cuda:N, mps."
 )
