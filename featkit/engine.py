@@ -13,13 +13,11 @@ import contextlib
 import logging
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -27,7 +25,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from featkit._version import __version__
+from featkit._version import dependency_versions
 from featkit.cache import FeatureCache
 from featkit.data import Dataset, load_dataset
 from featkit.exceptions import FeatkitError, ImageReadError, InvalidParameterError
@@ -50,16 +48,6 @@ LOADER_MIN_READ_SHARE = 0.1
 #: At most this many DataLoader workers (n_jobs=-1 on a large machine would start one per
 #: core, each holding prefetched chunks in shared memory).
 MAX_LOADER_WORKERS = 16
-_VERSIONED = (
-    "numpy",
-    "scikit-learn",
-    "opencv-python-headless",
-    "pillow",
-    "joblib",
-    "torch",
-    "torchvision",
-    "timm",
-)
 
 
 @dataclass
@@ -577,14 +565,10 @@ def _provenance(
     stats: dict[str, int],
     n_failed: int,
 ) -> dict[str, Any]:
-    versions = {"featkit": __version__, "python": platform.python_version()}
-    for dist in _VERSIONED:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[dist] = metadata.version(dist)
     n = len(dataset)
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions,
+        "versions": dependency_versions(),
         "extractor": config,
         "dataset": dataset.describe(),
         "engine": engine,

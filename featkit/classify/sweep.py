@@ -118,10 +118,10 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             )
         return StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
 
-    def _sweep_rows(self, y: np.ndarray) -> np.ndarray:
-        """All rows, or a stratified seeded subsample of ``max_samples`` of them."""
+    def _sweep_rows(self, y: np.ndarray) -> np.ndarray | None:
+        """A stratified seeded subsample of ``max_samples`` rows, or None for all rows."""
         if self.max_samples is None or len(y) <= self.max_samples:
-            return np.arange(len(y))
+            return None
         check_int(type(self).__name__, "max_samples", self.max_samples, low=2)
         n_classes = len(np.unique(y))
         size = max(self.max_samples, 2 * n_classes)
@@ -134,7 +134,7 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.estimator.steps[-1][1] if isinstance(self.estimator, Pipeline) else self.estimator
         )
 
-    def _score(self, value: float, X: np.ndarray, y: np.ndarray) -> float:
+    def _score(self, value: float) -> float:
         """Mean validation score of one value over the validation splits."""
         if value in self._scores:
             return self._scores[value]
@@ -144,14 +144,14 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             # Candidates far from the optimum may stop at max_iter; only the refit's
             # warnings are the user's business.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            for k, (train, val) in enumerate(self._splits):
+            for k, (X_train, y_train, X_val, y_val) in enumerate(self._folds):
                 # Warm-startable estimators keep one model per split: each fit starts from
                 # the solution for the previous value, as a regularisation path (glmnet).
                 model = self._models.get(k) or clone(self.estimator)
                 if self._warm:
                     self._models[k] = model
-                model.set_params(**{path: value}).fit(_safe_indexing(X, train), y[train])
-                scores.append(self._scorer(model, _safe_indexing(X, val), y[val]))
+                model.set_params(**{path: value}).fit(X_train, y_train)
+                scores.append(self._scorer(model, X_val, y_val))
         self._scores[value] = float(np.mean(scores))
         return self._scores[value]
 
@@ -176,16 +176,20 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         if splitter is None:
             return self._fit_without_sweep(X, y)
         rows = self._sweep_rows(y)
-        X_sweep, y_sweep = _safe_indexing(X, rows), y[rows]
-        self._splits = list(splitter.split(X_sweep, y_sweep))
+        # All rows: no copy of X (60,000 x 1,280 is 300 MB).
+        X_sweep, y_sweep = (X, y) if rows is None else (_safe_indexing(X, rows), y[rows])
+        # Each fold's rows are gathered once, not again for every value tried.
+        self._folds = [
+            (_safe_indexing(X_sweep, tr), y_sweep[tr], _safe_indexing(X_sweep, va), y_sweep[va])
+            for tr, va in splitter.split(X_sweep, y_sweep)
+        ]
         self._scores: dict[float, float] = {}
         self._models: dict[int, Any] = {}
         self._warm = "warm_start" in self._final_step().get_params(deep=False)
         if self._warm:
             warm = self._param_path()[: -len(self.param)] + "warm_start"
             self._models = {
-                k: clone(self.estimator).set_params(**{warm: True})
-                for k in range(len(self._splits))
+                k: clone(self.estimator).set_params(**{warm: True}) for k in range(len(self._folds))
             }
         self._scorer = check_scoring(self.estimator, scoring=self.scoring)
         lo, hi = int(np.floor(np.log10(self.low))), int(np.ceil(np.log10(self.high)))
@@ -197,7 +201,7 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         stale = 0
         for e in range(lo, hi + 1):
             best_before = max(self._scores.values(), default=-np.inf)
-            stale = stale + 1 if self._score(10.0**e, X_sweep, y_sweep) < best_before else 0
+            stale = stale + 1 if self._score(10.0**e) < best_before else 0
             if stale == 2:
                 hi = e
                 break
@@ -206,16 +210,16 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             # means a plateau, not an optimum beyond the edge).
             if self._at(lo) > self._at(lo + 1):
                 lo -= 1
-                self._score(10.0**lo, X_sweep, y_sweep)
+                self._score(10.0**lo)
             elif stale < 2 and self._at(hi) > self._at(hi - 1):
                 hi += 1
-                self._score(10.0**hi, X_sweep, y_sweep)
+                self._score(10.0**hi)
             else:
                 break
         if self.refine:
             best = self._best()
             for q in (-0.5, 0.5):
-                self._score(best * 10.0**q, X_sweep, y_sweep)
+                self._score(best * 10.0**q)
         chosen = self._best()
         self.best_params_ = {self.param: chosen}
         self.best_score_ = self._scores[chosen]
@@ -224,7 +228,7 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.best_estimator_.fit(X, y)
         self.classes_ = self.best_estimator_.classes_
         self._copy_fitted_attributes()
-        del self._splits, self._models, self._scorer
+        del self._folds, self._models, self._scorer
         return self
 
     def _fit_without_sweep(self, X: Any, y: np.ndarray) -> CSweepClassifier:

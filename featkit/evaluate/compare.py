@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from featkit._version import __version__
+from featkit._version import __version__, dependency_versions
 from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS
 from featkit.data import Dataset, load_dataset
 from featkit.engine import extract
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
-from featkit.evaluate.results import EvaluationResult, library_versions
+from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
 from featkit.exceptions import (
@@ -31,10 +31,9 @@ from featkit.exceptions import (
     PluginLoadError,
 )
 from featkit.extractors.base import Extractor
-from featkit.features import FeatureSet
 from featkit.io import read_image
 from featkit.registry import create_extractor, list_extractors
-from featkit.report.projection import project_2d
+from featkit.report.projection import check_view, project_2d
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +131,7 @@ def compare(
         Receives progress lines (default: this module's logger).
     """
     say = log or logger.info
-    if view not in ("pca", "tsne", None):
-        raise InvalidParameterError(f"view must be 'pca', 'tsne' or None, got {view!r}")
+    check_view(view)  # fail now, not after the extraction and the fits
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     unlabelled = int((dataset.labels < 0).sum())
     if unlabelled:
@@ -177,8 +175,9 @@ def compare(
             configs[name] = ex.config
             if features.failed:
                 say(f"  {len(features.failed)} images could not be used by {name}; not scored")
+            position = {image_id: i for i, image_id in enumerate(features.ids.tolist())}
             for split in members:
-                mapped = _map_split(split, dataset, features)
+                mapped = _map_split(split, dataset, position)
                 part = score_split(
                     features,
                     mapped,
@@ -200,7 +199,7 @@ def compare(
     provenance = {
         "job": "compare",
         "featkit": __version__,
-        "versions": library_versions(),
+        "versions": dependency_versions(),
         "dataset": dataset.describe(),
         "protocol": {
             "name": proto.name,
@@ -270,9 +269,9 @@ def _fit_groups(splits: Sequence[Split]) -> dict[bytes, list[Split]]:
     return groups
 
 
-def _map_split(split: Split, dataset: Dataset, features: FeatureSet) -> Split:
-    """The split in feature rows: images that failed to extract drop out of it."""
-    position = {image_id: i for i, image_id in enumerate(features.ids.tolist())}
+def _map_split(split: Split, dataset: Dataset, position: dict[str, int]) -> Split:
+    """The split in feature rows (``position``: image id -> row): images that failed to
+    extract drop out of it."""
 
     def rows(idx: np.ndarray) -> np.ndarray:
         ids = dataset.ids[idx].tolist()

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from featkit._version import __version__
 from featkit.exceptions import InvalidParameterError
 
-__all__ = ["EvaluationResult", "library_versions", "summarize"]
+__all__ = ["EvaluationResult", "summarize"]
 
 #: Scalar columns of ``results.csv``, in order; split details follow when present.
 CSV_KEYS = (
@@ -53,10 +52,6 @@ class EvaluationResult:
     def summary(self) -> list[dict[str, Any]]:
         """One row per extractor x aligner x classifier: means over splits, best first."""
         return summarize(self.rows)
-
-    def ranked(self) -> list[dict[str, Any]]:
-        """The summary rows, best accuracy first (alias of :meth:`summary`)."""
-        return self.summary()
 
     def best(self) -> dict[str, Any]:
         """The summary row with the highest mean accuracy."""
@@ -165,16 +160,3 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return sorted(out, key=lambda r: (-r["accuracy"], r["extractor"], r["classifier"]))
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of featkit's main dependencies, for provenance records."""
-    from importlib import metadata
-
-    out = {"featkit": __version__}
-    for dist in ("numpy", "scikit-learn", "torch", "timm", "faiss-cpu", "opencv-python-headless"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out

@@ -1,8 +1,8 @@
 """A cache of classifier scores, so that a re-run of ``compare`` with a cache is instant.
 
 A score row is keyed by what determines it: the training and test features and labels
-(content hashes), the classifier with all its parameters, and the featkit, scikit-learn
-and torch versions. Every featkit classifier is deterministic for a given seed, so equal
+(content hashes), the classifier with all its parameters, and the versions of featkit and
+its dependencies. Every featkit classifier is deterministic for a given seed, so equal
 keys mean equal scores; the fit and predict times stored are those of the run that
 computed them.
 """
@@ -12,11 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from featkit._version import __version__
+from featkit._version import dependency_versions
 from featkit.cache import LAYOUT, atomic_write, content_hash
 from featkit.features import FeatureSet
 
@@ -30,16 +29,24 @@ class ScoreCache:
         self.directory = Path(root).expanduser() / LAYOUT / "scores"
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def key(self, train: FeatureSet, test: FeatureSet, estimator: Any) -> str:
-        """The digest of everything a score row depends on."""
+    @staticmethod
+    def data_key(train: FeatureSet, test: FeatureSet) -> str:
+        """The digest of a split's training and test features and labels (hashed once per
+        split, however many classifiers are scored on it)."""
+        parts = [content_hash(a) for a in (train.X, train.y, test.X, test.y)]
+        return hashlib.blake2b(
+            json.dumps([parts, list(train.class_names)]).encode(), digest_size=16
+        ).hexdigest()
+
+    def key(self, data_key: str, estimator: Any) -> str:
+        """The digest of everything a score row depends on: the split's data (its
+        :meth:`data_key`), the classifier with all its parameters, and the versions."""
         params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
         payload = {
-            "train": [content_hash(train.X), content_hash(train.y)],
-            "test": [content_hash(test.X), content_hash(test.y)],
-            "classes": list(train.class_names),
+            "data": data_key,
             "estimator": type(estimator).__qualname__,
             "params": {k: repr(v) for k, v in sorted(params.items())},
-            "versions": [__version__, *(_version(d) for d in ("scikit-learn", "torch"))],
+            "versions": dependency_versions(),
         }
         text = json.dumps(payload, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
@@ -54,10 +61,3 @@ class ScoreCache:
     def put(self, key: str, row: dict[str, Any]) -> None:
         """Store a row (atomically)."""
         atomic_write(self.directory / f"{key}.json", json.dumps(row).encode())
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "-"

@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, clone
 
-from featkit._version import __version__
+from featkit._version import __version__, dependency_versions
 from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS, make_classifier
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
-from featkit.evaluate.results import EvaluationResult, library_versions
+from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
-from featkit.report.projection import project_2d
+from featkit.report.projection import check_view, project_2d
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def score_split(
     With a ``cache``, a classifier already scored on the same features is not refitted.
     """
     train, test = features.subset(split.train), features.subset(split.test)
+    data_key = None if cache is None else cache.data_key(train, test)
     rows = []
     for name, estimator in classifiers.items():
         identity = {
@@ -74,7 +75,7 @@ def score_split(
             "split": split.name,
             **split.info,
         }
-        key = None if cache is None else cache.key(train, test, estimator)
+        key = None if cache is None else cache.key(data_key, estimator)
         outcome = None if cache is None else cache.get(key)
         cached = outcome is not None
         if outcome is None:
@@ -150,8 +151,7 @@ def evaluate_features(
     protocol's ``fit`` rows are not used. Unlabelled rows (label -1) are left out.
     """
     say = log or logger.info
-    if view not in ("pca", "tsne", None):
-        raise InvalidParameterError(f"view must be 'pca', 'tsne' or None, got {view!r}")
+    check_view(view)  # fail now, not after the extraction and the fits
     sets = dict(features) if isinstance(features, Mapping) else {_name(features): features}
     if not sets:
         raise InvalidParameterError("no features to evaluate")
@@ -182,7 +182,7 @@ def evaluate_features(
     provenance = {
         "job": "evaluate",
         "featkit": __version__,
-        "versions": library_versions(),
+        "versions": dependency_versions(),
         "dataset": dataset,
         "protocol": {
             "name": proto.name,

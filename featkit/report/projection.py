@@ -8,10 +8,19 @@ import numpy as np
 
 from featkit.exceptions import InvalidParameterError
 
-__all__ = ["VIEW_POINTS", "project_2d"]
+__all__ = ["VIEWS", "VIEW_POINTS", "check_view", "project_2d"]
+
+#: The 2-D projections a report can draw.
+VIEWS = ("pca", "tsne")
 
 #: Rows drawn (seeded) for a view: enough to see the clouds, few enough for t-SNE.
 VIEW_POINTS = 2000
+
+
+def check_view(view: str | None) -> None:
+    """Raise InvalidParameterError unless ``view`` is one of VIEWS or None (no view)."""
+    if view is not None and view not in VIEWS:
+        raise InvalidParameterError(f"a 2-D view is 'pca', 'tsne' or None, got {view!r}")
 
 
 def project_2d(X: Any, y: np.ndarray, method: str = "pca", seed: int = 0) -> dict[str, Any]:
@@ -23,7 +32,7 @@ def project_2d(X: Any, y: np.ndarray, method: str = "pca", seed: int = 0) -> dic
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
-    if method not in ("pca", "tsne"):
+    if method not in VIEWS:
         raise InvalidParameterError(f"a 2-D view is 'pca' or 'tsne', got {method!r}")
     rows = np.arange(len(y))
     if len(rows) > VIEW_POINTS:
