@@ -50,6 +50,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from featkit._torch_device import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool, check_float, check_int
 
@@ -179,7 +180,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             )
         if self.n_jobs is not None and self.n_jobs != -1:
             check_int(name, "n_jobs", self.n_jobs, low=1)
-        _resolve_device(self.device)
+        resolve_torch_device(self.device, "LinearProbe")
 
     def _check_X(self, X: Any, y: Any = "no_validation", *, reset: bool) -> Any:
         """X (and y) as C-contiguous arrays of the working dtype; ValueErrors become ours."""
@@ -217,7 +218,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         if sample_weight is not None and (np.any(sw < 0) or sw.sum() <= 0):
             raise InvalidParameterError("sample_weight must be >= 0 with a positive sum")
 
-        device = torch.device(_resolve_device(self.device))
+        device = torch.device(resolve_torch_device(self.device, "LinearProbe"))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         rows = X.shape[0] if self.solver == "lbfgs" else min(X.shape[0], self.batch_size)
         work = rows * X.shape[1] * (1 if n_classes == 2 else n_classes)
@@ -383,7 +384,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self, "coef_")
         X = self._check_X(X, reset=False)
-        device = torch.device(_resolve_device(self.device))
+        device = torch.device(resolve_torch_device(self.device, "LinearProbe"))
         out = np.empty((len(X), self.coef_.shape[0]), dtype=X.dtype)
         work = min(len(X), PREDICT_CHUNK) * X.shape[1] * self.coef_.shape[0]
         with _torch_threads(self.n_jobs, work, device), torch.inference_mode():
@@ -509,38 +510,6 @@ def _export(W: Any, c: Any, mu: Any, k: int, loss: str) -> tuple[np.ndarray, np.
             # zero (its L-BFGS starts at zero and the gradient's class sum is zero).
             b = b - b.mean()
         return W.detach().cpu().numpy().copy(), b.detach().cpu().numpy().copy()
-
-
-def _resolve_device(device: Any) -> str:
-    """ "auto" / "cpu" / "cuda" / "cuda:N" to a torch device string, or a clear error."""
-    import torch
-
-    if not isinstance(device, str):
-        raise InvalidParameterError(
-            f"LinearProbe: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-        )
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return "cpu"
-    if device == "cuda" or device.startswith("cuda:"):
-        index = device[5:]
-        if index and not index.isdigit():
-            raise InvalidParameterError(f"LinearProbe: bad CUDA device {device!r}")
-        if not torch.cuda.is_available():
-            raise InvalidParameterError(
-                f"LinearProbe: device={device!r} but CUDA is not available "
-                "(no GPU, or a CPU-only torch build); use device='cpu' or 'auto'"
-            )
-        if index and int(index) >= torch.cuda.device_count():
-            raise InvalidParameterError(
-                f"LinearProbe: device={device!r} but only {torch.cuda.device_count()} "
-                "CUDA device(s) are visible"
-            )
-        return device
-    raise InvalidParameterError(
-        f"LinearProbe: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-    )
 
 
 @contextmanager

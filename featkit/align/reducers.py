@@ -1,0 +1,108 @@
+"""Reducers: one projection for both domains (PCA, LDA), fitted on the source, the target
+or both. Not alignment by themselves, but the usual first step and a fair baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from featkit.align.base import Aligner
+from featkit.exceptions import InvalidParameterError
+from featkit.extractors.params import check_bool
+
+__all__ = ["FIT_ON", "SharedLDA", "SharedPCA"]
+
+#: Which rows a reducer learns from.
+FIT_ON = ("source", "target", "both")
+
+
+def _rows(fit_on: str, Xs: np.ndarray, Xt: np.ndarray, owner: str) -> np.ndarray:
+    if fit_on not in FIT_ON:
+        raise InvalidParameterError(f"{owner}: fit_on must be one of {FIT_ON}, got {fit_on!r}")
+    if fit_on == "source":
+        return Xs
+    if fit_on == "target":
+        return Xt
+    return np.concatenate([Xs, Xt])
+
+
+class SharedPCA(Aligner):
+    """scikit-learn's PCA, fitted on the source, the target or both, applied to both.
+
+    Parameters
+    ----------
+    n_components : int or float, default=100
+        Kept components (capped at what the rows allow), or a share of variance in (0, 1).
+    whiten : bool, default=False
+        Scale each component to unit variance.
+    fit_on : {"source", "target", "both"}, default="both"
+        The rows the principal directions are learned from (the target's labels are never
+        used).
+    random_state : int, default=0
+        Seed of scikit-learn's randomized solver, when it picks that one.
+    """
+
+    def __init__(
+        self,
+        n_components: int | float = 100,
+        whiten: bool = False,
+        fit_on: str = "both",
+        random_state: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.whiten = whiten
+        self.fit_on = fit_on
+        self.random_state = random_state
+
+    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+        name = type(self).__name__
+        check_bool(name, "whiten", self.whiten)
+        X = _rows(self.fit_on, Xs, Xt, name)
+        k = self.n_components
+        if isinstance(k, int) and not isinstance(k, bool):
+            k = min(k, *X.shape)
+        self.pca_ = PCA(k, whiten=self.whiten, random_state=self.random_state).fit(X)
+        self.n_features_out_ = self.pca_.n_components_
+
+    def _transform_source(self, X: np.ndarray) -> np.ndarray:
+        return self.pca_.transform(X)
+
+    _transform_target = _transform_source
+
+
+class SharedLDA(Aligner):
+    """scikit-learn's linear discriminant analysis on the labelled source rows, applied to
+    both domains (at most n_classes - 1 components).
+
+    Parameters
+    ----------
+    n_components : int, optional
+        Kept discriminant directions (all, n_classes - 1, when None).
+    shrinkage : float or "auto", optional
+        Shrinkage of the within-class covariance (the ``eigen`` solver); None is the
+        ``svd`` solver without shrinkage.
+    """
+
+    requires_labels = True
+
+    def __init__(
+        self, n_components: int | None = None, shrinkage: float | str | None = None
+    ) -> None:
+        self.n_components = n_components
+        self.shrinkage = shrinkage
+
+    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+        solver = "svd" if self.shrinkage is None else "eigen"
+        k = self.n_components
+        if k is not None:
+            k = min(int(k), len(np.unique(ys)) - 1, Xs.shape[1])
+        self.lda_ = LinearDiscriminantAnalysis(
+            solver=solver, shrinkage=self.shrinkage, n_components=k
+        ).fit(Xs, ys)
+        self.n_features_out_ = self.lda_.transform(Xs[:1]).shape[1]
+
+    def _transform_source(self, X: np.ndarray) -> np.ndarray:
+        return self.lda_.transform(X)
+
+    _transform_target = _transform_source
