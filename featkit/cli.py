@@ -326,7 +326,7 @@ def compare_command(
     dataset = load_dataset(data)
     names = _split_list(extractors)
     chosen: Any = names
-    per_extractor = _extractor_params(params)
+    per_extractor = _named_params(params)
     if per_extractor:
         chosen = default_extractors(dataset) if names is None else {}
         for name in names or []:
@@ -356,6 +356,132 @@ def compare_command(
         log=say,
     )
     _finish(result, out or Path("compare-report"), no_plots, as_json)
+
+
+@cli.command("adapt")
+@click.option("-d", "--data", default=None, help="A data set with domains (root/domain/class/*).")
+@click.option("--source", default=None, help="Source data set spec (with --target).")
+@click.option("--target", default=None, help="Target data set spec (with --source).")
+@click.option("-e", "--extractor", default="cnn", show_default=True, help="Extractor name.")
+@click.option(
+    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter."
+)
+@click.option(
+    "-a",
+    "--align",
+    default="none,coral,sa",
+    show_default=True,
+    help="Comma-separated aligners: none, pca, lda, sa, coral, tca, jda.",
+)
+@click.option(
+    "-A",
+    "--align-param",
+    "align_params",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="A parameter of one aligner (repeatable), e.g. -A sa.n_components=40.",
+)
+@click.option(
+    "--classifiers",
+    "--classifier",
+    default="svm",
+    show_default=True,
+    help="Comma-separated presets: svm, logreg, knn, probe, rbf-svm.",
+)
+@click.option(
+    "--pairs",
+    default=None,
+    help="Shifts to run, e.g. photo:sketch,sketch:photo (default: every ordered pair).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("adapt-report"),
+    show_default=True,
+    help="Report folder.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Feature and score cache: a re-run skips what it has done.",
+)
+@click.option("--device", default=None, help="Device of a deep extractor: auto, cpu, cuda.")
+@click.option("-j", "--n-jobs", type=int, default=None, help="Extraction workers.")
+@click.option("--seed", default=0, show_default=True, help="Seed of fits and views.")
+@click.option(
+    "--view",
+    type=click.Choice(["pca", "tsne", "none"]),
+    default="pca",
+    show_default=True,
+    help="2-D projection of source and target before and after alignment.",
+)
+@click.option("--no-plots", is_flag=True, help="Write no PNG charts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def adapt_command(
+    data: str | None,
+    source: str | None,
+    target: str | None,
+    extractor: str,
+    params: Sequence[str],
+    align: str,
+    align_params: Sequence[str],
+    classifiers: str,
+    pairs: str | None,
+    out: Path,
+    cache_dir: Path | None,
+    device: str | None,
+    n_jobs: int | None,
+    seed: int,
+    view: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Train on one domain, test on another, before and after alignment: the domain-pair
+    matrix (rows: methods, columns: shifts, then the average) and a report folder."""
+    from featkit.align import make_aligner
+    from featkit.evaluate.adapt import adapt
+    from featkit.registry import create_extractor
+
+    if data is None and (source is None or target is None):
+        raise click.UsageError("give --data (a data set with domains) or --source and --target")
+    if data is not None and (source is not None or target is not None):
+        raise click.UsageError("give either --data or --source and --target, not both")
+    say = None if quiet else lambda msg: click.echo(msg, err=True)
+    names = _split_list(align) or []
+    per_aligner = _named_params(align_params, flag="-A", example="sa.n_components=40")
+    unknown = set(per_aligner) - set(names)
+    if unknown:
+        raise InvalidParameterError(f"-A {sorted(unknown)[0]}.KEY: that aligner is not in --align")
+    aligners = {name: make_aligner(name, **per_aligner.get(name, {})) for name in names}
+    shifts = None
+    if pairs:
+        shifts = []
+        for pair in _split_list(pairs) or []:
+            s, colon, t = pair.partition(":")
+            if not colon:
+                raise InvalidParameterError(f"--pairs expects SOURCE:TARGET, got {pair!r}")
+            shifts.append((s, t))
+    result = adapt(
+        data,
+        source=source,
+        target=target,
+        extractor=create_extractor(extractor, **parse_params(params)),
+        aligners=aligners,
+        classifiers=_split_list(classifiers) or [],
+        pairs=shifts,
+        seed=seed,
+        n_jobs=n_jobs,
+        device=device,
+        cache_dir=cache_dir,
+        progress=False if quiet else None,
+        view=None if view == "none" else view,
+        log=say,
+    )
+    _finish(result, out, no_plots, as_json)
 
 
 @cli.command("evaluate")
@@ -411,26 +537,26 @@ def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
     data, protocol = result.provenance["dataset"], result.provenance["protocol"]
     click.echo(f"{data['name']}: {data.get('n_images', '?')} images, {protocol['description']}")
     click.echo(result.table())
-    matrix = result.pair_matrix()
-    if matrix is not None:
-        shifts, table = matrix
+    pairs = result.pair_table()
+    if pairs is not None:
         click.echo("")
-        click.echo("accuracy per shift: " + ", ".join(shifts) + ", average")
-        for method, values in table:
-            click.echo(f"  {method}: " + "  ".join(f"{v:.4f}" for v in values))
+        click.echo("accuracy (%) per domain shift:")
+        click.echo(pairs)
     for name, why in result.skipped.items():
         click.echo(f"skipped {name}: {why}")
     click.echo(f"report: {out / 'report.md'}")
 
 
-def _extractor_params(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _named_params(
+    pairs: Sequence[str], flag: str = "-p", example: str = "cnn.image_size=128"
+) -> dict[str, dict[str, Any]]:
     """``["cnn.image_size=128"]`` -> ``{"cnn": {"image_size": 128}}``."""
     out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         name, dot, rest = pair.partition(".")
         if not dot or "=" not in rest:
             raise InvalidParameterError(
-                f"-p expects NAME.KEY=VALUE (e.g. -p cnn.image_size=128), got {pair!r}"
+                f"{flag} expects NAME.KEY=VALUE (e.g. {flag} {example}), got {pair!r}"
             )
         out.setdefault(name.strip(), {}).update(parse_params([rest]))
     return out

@@ -137,6 +137,29 @@ def test_coral_is_the_papers_formula():
     np.testing.assert_array_equal(coral.transform_target(Xt), Xt)
 
 
+@pytest.mark.parametrize(("covariance", "reg"), [("sample", 1.0), ("empirical", 0.1), (0.3, 0.5)])
+def test_coral_with_fewer_rows_than_features_equals_the_explicit_formula(covariance, reg):
+    """Fewer rows than features: CORAL works with low-rank factors, never a d x d eigh;
+    the result equals the explicit matrix powers."""
+    rng = np.random.default_rng(18)
+    Xs, Xt = rng.standard_normal((50, 120)) * 3, rng.standard_normal((70, 120)) + 1
+    d = Xs.shape[1]
+
+    def regularised(X):
+        C = np.cov(X, rowvar=False, ddof=1 if covariance == "sample" else 0)
+        if not isinstance(covariance, str):
+            C = (1 - covariance) * C + covariance * np.trace(C) / d * np.eye(d)
+        return C + reg * np.eye(d)
+
+    A = np.linalg.inv(scipy.linalg.sqrtm(regularised(Xs))) @ scipy.linalg.sqrtm(regularised(Xt))
+    coral = CORAL(reg=reg, covariance=covariance, center=True, dtype="float64")
+    coral.fit_domains(Xs, Xt)
+    assert coral._factors is not None  # the low-rank path ran
+    expected = (Xs - Xs.mean(0)) @ A.real
+    np.testing.assert_allclose(coral.transform_source(Xs), expected, atol=1e-9)
+    np.testing.assert_allclose(coral.transform_matrix_, A.real, atol=1e-10)
+
+
 def test_coral_matches_target_covariance():
     """After CORAL without regularisation, the source has the target's covariance."""
     Xs, Xt, _ = _random_domains(2)

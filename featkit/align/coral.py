@@ -16,6 +16,7 @@ from numbers import Real
 from typing import Any
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from featkit.align._linalg import Backend, make_backend
 from featkit.align.base import Aligner
@@ -104,14 +105,65 @@ class CORAL(Aligner):
                 raise InvalidParameterError(
                     f"{type(self).__name__}: the {role} has {len(X)} row; a covariance needs 2"
                 )
-        mean_s, cov_s, self.shrinkage_source_ = self._covariance(be, be.asarray(Xs))
-        mean_t, cov_t, self.shrinkage_target_ = self._covariance(be, be.asarray(Xt))
-        eye = be.eye(Xs.shape[1])
-        A = be.spd_power(cov_s + self.reg * eye, -0.5) @ be.spd_power(cov_t + self.reg * eye, 0.5)
-        self.transform_matrix_ = be.to_numpy(A)
+        d = Xs.shape[1]
+        self._factors: list[tuple[np.ndarray, np.ndarray, float]] | None = None
+        self._matrix: np.ndarray | None = None
+        if max(len(Xs), len(Xt)) < d and self.covariance != "ledoit-wolf" and self.reg > 0:
+            # Fewer rows than features: each covariance is low rank plus a multiple of I,
+            # so its powers are too; O(n^2 d) instead of O(d^3) (8,100-d HOG: 1 s, not 2 min).
+            mean_s, *factor_s, self.shrinkage_source_ = self._low_rank_power(be, Xs, -0.5)
+            mean_t, *factor_t, self.shrinkage_target_ = self._low_rank_power(be, Xt, 0.5)
+            self._factors = [tuple(factor_s), tuple(factor_t)]
+        else:
+            mean_s, cov_s, self.shrinkage_source_ = self._covariance(be, be.asarray(Xs))
+            mean_t, cov_t, self.shrinkage_target_ = self._covariance(be, be.asarray(Xt))
+            eye = be.eye(d)
+            A = be.spd_power(cov_s + self.reg * eye, -0.5) @ be.spd_power(
+                cov_t + self.reg * eye, 0.5
+            )
+            self._matrix = be.to_numpy(A)
         self.mean_source_ = be.to_numpy(mean_s)
         self.mean_target_ = be.to_numpy(mean_t)
-        self.n_features_out_ = Xs.shape[1]
+        self.n_features_out_ = d
+
+    @property
+    def transform_matrix_(self) -> np.ndarray:
+        """``A`` (n_features x n_features): centred source rows are mapped to ``X @ A``."""
+        check_is_fitted(self)
+        if self._matrix is None:  # kept as low-rank factors: form it on request
+            self._matrix = self._apply(np.eye(self.n_features_in_, dtype=self.dtype))
+        return self._matrix
+
+    def _low_rank_power(
+        self, be: Backend, X: np.ndarray, power: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """``(mean, V, coef, base, shrinkage)`` with ``(C + reg I) ** power`` equal to
+        ``V diag(coef) V' + base I``, from the thin SVD of the centred rows."""
+        X = be.asarray(X)
+        n, d = X.shape
+        mean = X.mean(0)
+        _, S, Vt = be.svd(X - mean)
+        ddof = 1 if self.covariance == "sample" else 0
+        c = S**2 / (n - ddof)  # the covariance's nonzero eigenvalues
+        shrinkage = 0.0 if isinstance(self.covariance, str) else float(self.covariance)
+        alpha = 1.0 - shrinkage
+        beta = shrinkage * float(c.sum()) / d + float(self.reg)  # the identity's multiple
+        coef = (alpha * c + beta) ** power - beta**power
+        return (
+            be.to_numpy(mean),
+            be.to_numpy(Vt.T),
+            be.to_numpy(coef),
+            beta**power,
+            shrinkage,
+        )
+
+    def _apply(self, X: np.ndarray) -> np.ndarray:
+        """``X @ A`` for centred source rows, by the explicit matrix or the factors."""
+        if self._factors is None:
+            return X @ self._matrix
+        for V, coef, base in self._factors:
+            X = ((X @ V) * coef) @ V.T + base * X
+        return X
 
     def _covariance(self, be: Backend, X: Any) -> tuple[Any, Any, float]:
         """``(mean, covariance, shrinkage)`` of one domain, by ``self.covariance``."""
@@ -136,12 +188,11 @@ class CORAL(Aligner):
         return mean, shrunk, shrinkage
 
     def _transform_source(self, X: np.ndarray) -> np.ndarray:
-        A = self.transform_matrix_
         Xc = X - self.mean_source_ if self.center else X
-        return Xc.astype(A.dtype, copy=False) @ A
+        return self._apply(Xc.astype(self.dtype, copy=False))
 
     def _transform_target(self, X: np.ndarray) -> np.ndarray:
-        X = X.astype(self.transform_matrix_.dtype)  # a copy: outputs never alias the input
+        X = X.astype(self.dtype)  # a copy: outputs never alias the input
         if self.center:
             X -= self.mean_target_
         return X

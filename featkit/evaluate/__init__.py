@@ -1,5 +1,6 @@
-"""Evaluation: protocols, metrics and scoring over FeatureSets, and the compare job."""
+"""Evaluation: protocols, metrics and scoring over FeatureSets; the compare and adapt jobs."""
 
+from featkit.evaluate.adapt import adapt, source_target_dataset
 from featkit.evaluate.compare import compare, default_extractors
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.protocols import (
@@ -22,10 +23,12 @@ __all__ = [
     "KFold",
     "Protocol",
     "Split",
+    "adapt",
     "classification_scores",
     "compare",
     "default_extractors",
     "evaluate_features",
     "make_protocol",
+    "source_target_dataset",
     "summarize",
 ]

@@ -9,29 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
 
 from featkit._version import __version__, dependency_versions
 from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS
 from featkit.data import Dataset, load_dataset
-from featkit.engine import extract
-from featkit.evaluate.protocols import Protocol, Split, make_protocol
+from featkit.evaluate.extraction import extract_for_splits
+from featkit.evaluate.protocols import Protocol, make_protocol
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
 from featkit.exceptions import (
     ExtractorNotFoundError,
-    ImageReadError,
     InvalidParameterError,
     PluginLoadError,
 )
 from featkit.extractors.base import Extractor
-from featkit.io import read_image
 from featkit.registry import create_extractor, list_extractors
 from featkit.report.projection import check_view, project_2d
 
@@ -154,42 +150,24 @@ def compare(
     scores = None if cache_dir is None else ScoreCache(cache_dir)
     for name, extractor in chosen.items():
         extract_s = 0.0
-        groups = _fit_groups(splits) if extractor.requires_fit else {None: splits}
         name_rows: list[dict[str, Any]] = []
-        for fit_rows, members in groups.items():
-            started = time.perf_counter()
-            ex = extractor
-            if fit_rows is not None:
-                ex = clone(extractor)
-                fit_set = dataset.subset(np.frombuffer(fit_rows, dtype=np.int64))
-                say(f"fitting {name} on {len(fit_set)} training images")
-                try:
-                    ex.fit(fit_set)
-                except ImageReadError:
-                    # Extraction skips unreadable images; fitting must too, not end the run.
-                    fit_set = _readable(fit_set, say)
-                    ex.fit(fit_set)
-            say(f"extracting {name} features of {len(dataset)} images")
-            features = extract(ex, dataset, **kwargs)
-            extract_s += time.perf_counter() - started
-            configs[name] = ex.config
-            if features.failed:
-                say(f"  {len(features.failed)} images could not be used by {name}; not scored")
-            position = {image_id: i for i, image_id in enumerate(features.ids.tolist())}
-            for split in members:
-                mapped = _map_split(split, dataset, position)
-                part = score_split(
+        for part in extract_for_splits(name, extractor, dataset, splits, say=say, **kwargs):
+            extract_s += part.seconds
+            configs[name] = part.extractor.config
+            features = part.features
+            for split in part.splits:
+                scored = score_split(
                     features,
-                    mapped,
+                    split,
                     estimators,
                     protocol=proto.name,
                     extractor=name,
                     cache=scores,
                     log=say,
                 )
-                for row in part:
+                for row in scored:
                     row["n_failed"] = len(features.failed)
-                name_rows += part
+                name_rows += scored
             if view is not None and name not in views:
                 views[name] = project_2d(features.X, features.y, view, seed)
         for row in name_rows:
@@ -245,36 +223,3 @@ def _resolve_extractors(
     if not chosen:
         raise InvalidParameterError(f"no extractor to compare: {skipped or 'none given'}")
     return chosen, skipped
-
-
-def _readable(dataset: Dataset, say: Callable[[str], None]) -> Dataset:
-    """The images of ``dataset`` that can be read (the others are reported and left out)."""
-    keep = []
-    for i, item in enumerate(dataset.items):
-        try:
-            read_image(item)
-        except ImageReadError as exc:
-            say(f"  not fitting on {dataset.ids[i]}: {exc.reason}")
-            continue
-        keep.append(i)
-    return dataset.subset(np.asarray(keep, dtype=np.int64))
-
-
-def _fit_groups(splits: Sequence[Split]) -> dict[bytes, list[Split]]:
-    """Splits grouped by the rows an extractor learns from (one fit and extraction each)."""
-    groups: dict[bytes, list[Split]] = {}
-    for split in splits:
-        key = np.sort(split.fit).astype(np.int64).tobytes()
-        groups.setdefault(key, []).append(split)
-    return groups
-
-
-def _map_split(split: Split, dataset: Dataset, position: dict[str, int]) -> Split:
-    """The split in feature rows (``position``: image id -> row): images that failed to
-    extract drop out of it."""
-
-    def rows(idx: np.ndarray) -> np.ndarray:
-        ids = dataset.ids[idx].tolist()
-        return np.array([position[i] for i in ids if i in position], dtype=np.int64)
-
-    return Split(split.name, rows(split.train), rows(split.test), rows(split.fit), split.info)

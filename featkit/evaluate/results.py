@@ -61,24 +61,49 @@ class EvaluationResult:
         return summary[0]
 
     def table(self) -> str:
-        """A plain-text table of the summary, best first."""
+        """A plain-text table of the summary, best first (with an aligner column when
+        anything was aligned)."""
         summary = self.summary()
         spread = any(r["n_splits"] > 1 for r in summary)
+        aligned = any(r["aligner"] != "none" for r in summary)
         acc_head = "accuracy ± std" if spread else "accuracy"
         width = max([len(r["extractor"]) for r in summary] + [9])
+        a_width = max([len(r["aligner"]) for r in summary] + [7])
+        align_head = f"{'aligner':<{a_width}} " if aligned else ""
         header = (
-            f"{'rank':>4}  {'extractor':<{width}} {'classifier':<10} {acc_head:>15} "
-            f"{'macro-F1':>8} {'dim':>6} {'extract s':>9} {'fit s':>7}"
+            f"{'rank':>4}  {'extractor':<{width}} {align_head}{'classifier':<10} "
+            f"{acc_head:>15} {'macro-F1':>8} {'dim':>6} {'extract s':>9} {'fit s':>7}"
         )
         lines = [header, "-" * len(header)]
         for i, r in enumerate(summary, start=1):
             acc = f"{r['accuracy']:.4f}"
             if spread:
                 acc += f" ± {r['accuracy_std']:.4f}"
+            align_cell = f"{r['aligner']:<{a_width}} " if aligned else ""
             lines.append(
-                f"{i:>4}  {r['extractor']:<{width}} {r['classifier']:<10} {acc:>15} "
-                f"{r['macro_f1']:>8.4f} {r['dim']:>6} {r['extract_s']:>9.2f} {r['fit_s']:>7.2f}"
+                f"{i:>4}  {r['extractor']:<{width}} {align_cell}{r['classifier']:<10} "
+                f"{acc:>15} {r['macro_f1']:>8.4f} {r['dim']:>6} {r['extract_s']:>9.2f} "
+                f"{r['fit_s']:>7.2f}"
             )
+        return "\n".join(lines)
+
+    def pair_table(self) -> str | None:
+        """The domain-pair matrix as plain text: one row per method, one column per shift,
+        the average last (accuracy in %); None unless the protocol had domain pairs."""
+        matrix = self.pair_matrix()
+        if matrix is None:
+            return None
+        shifts, table = matrix
+        width = max(len(m) for m, _ in table)
+        cols = [max(len(s), 6) for s in shifts]
+        header = f"{'method':<{width}} " + " ".join(
+            f"{s:>{c}}" for s, c in zip(shifts, cols, strict=True)
+        )
+        header += f" {'avg':>6}"
+        lines = [header, "-" * len(header)]
+        for method, values in table:
+            cells = " ".join(f"{100 * v:>{c}.1f}" for v, c in zip(values[:-1], cols, strict=True))
+            lines.append(f"{method:<{width}} {cells} {100 * values[-1]:>6.1f}")
         return "\n".join(lines)
 
     def pair_matrix(self) -> tuple[list[str], list[tuple[str, list[float]]]] | None:

@@ -86,8 +86,9 @@ def score_split(
         if log is not None:
             chosen = "".join(f", {k}={v:.3g}" for k, v in outcome["chosen"].items())
             how = "cached" if cached else f"fit {outcome['fit_s']:.1f}s"
+            method = extractor if aligner == "none" else f"{extractor} + {aligner}"
             log(
-                f"  {extractor} + {name} [{split.name}]: accuracy {outcome['accuracy']:.4f} "
+                f"  {method} + {name} [{split.name}]: accuracy {outcome['accuracy']:.4f} "
                 f"({how}{chosen})"
             )
     return rows

@@ -17,6 +17,7 @@ __all__ = ["write_report"]
 ACCURACY_PNG = "accuracy.png"
 CONFUSION_PNG = "confusion_matrix.png"
 VIEWS_PNG = "features_2d.png"
+ALIGNMENT_PNG = "alignment_2d.png"
 
 
 def write_report(result: EvaluationResult, out: Path, *, plots: bool = True) -> Path:
@@ -28,7 +29,12 @@ def write_report(result: EvaluationResult, out: Path, *, plots: bool = True) -> 
 
 
 def _write_charts(result: EvaluationResult, out: Path) -> dict[str, str]:
-    from featkit.report.plots import accuracy_chart, confusion_matrix_chart, feature_views_chart
+    from featkit.report.plots import (
+        accuracy_chart,
+        alignment_views_chart,
+        confusion_matrix_chart,
+        feature_views_chart,
+    )
 
     summary = result.summary()
     if not summary:
@@ -39,10 +45,13 @@ def _write_charts(result: EvaluationResult, out: Path) -> dict[str, str]:
     charts["accuracy"] = ACCURACY_PNG
     best = summary[0]
     matrix = _summed_confusion(result.rows, best)
-    title = f"{best['extractor']} + {best['classifier']}: accuracy {best['accuracy']:.3f}"
+    title = f"{method_name(best)}: accuracy {best['accuracy']:.3f}"
     confusion_matrix_chart(matrix, class_names, title, out / CONFUSION_PNG)
     charts["confusion"] = CONFUSION_PNG
-    if result.views:
+    if result.views and all("domain" in v for v in result.views.values()):
+        alignment_views_chart(result.views, out / ALIGNMENT_PNG)
+        charts["alignment"] = ALIGNMENT_PNG
+    elif result.views:
         feature_views_chart(result.views, class_names, out / VIEWS_PNG)
         charts["views"] = VIEWS_PNG
     return charts
@@ -57,6 +66,13 @@ def _summed_confusion(rows: list[dict[str, Any]], best: dict[str, Any]) -> Any:
     return np.sum([np.asarray(r["confusion_matrix"]) for r in members], axis=0)
 
 
+def method_name(row: dict[str, Any]) -> str:
+    """``extractor + classifier``, with the aligner between them when there is one."""
+    aligner = row.get("aligner", "none")
+    middle = [] if aligner == "none" else [aligner]
+    return " + ".join([row["extractor"], *middle, row["classifier"]])
+
+
 def _cell(text: Any) -> str:
     """Text safe inside a markdown table cell."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -68,6 +84,7 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
     data, protocol = prov["dataset"], prov["protocol"]
     summary = result.summary()
     spread = any(r["n_splits"] > 1 for r in summary)
+    aligned = any(r["aligner"] != "none" for r in summary)
     lines = [
         f"# featkit {prov.get('job', 'evaluate')}: {data['name']}",
         "",
@@ -75,15 +92,22 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         f"Protocol: {protocol['name']} ({protocol['description']}). "
         f"featkit {prov.get('featkit', '?')}, seed {prov.get('seed', 0)}.",
         "",
-        "| rank | extractor | classifier | accuracy"
+        "| rank | extractor | "
+        + ("aligner | " if aligned else "")
+        + "classifier | accuracy"
         + (" | ± std | splits" if spread else "")
         + " | balanced acc. | macro-F1 | dim | extract (s) | fit (s) |",
-        "|---:|---|---|---:|" + ("---:|---:|" if spread else "") + "---:|---:|---:|---:|---:|",
+        "|---:|---|"
+        + ("---|" if aligned else "")
+        + "---|---:|"
+        + ("---:|---:|" if spread else "")
+        + "---:|---:|---:|---:|---:|",
     ]
     for i, r in enumerate(summary, start=1):
         extra = f" {r['accuracy_std']:.4f} | {r['n_splits']} |" if spread else ""
+        align_cell = f"{_cell(r['aligner'])} | " if aligned else ""
         lines.append(
-            f"| {i} | {_cell(r['extractor'])} | {_cell(r['classifier'])} | "
+            f"| {i} | {_cell(r['extractor'])} | {align_cell}{_cell(r['classifier'])} | "
             f"{r['accuracy']:.4f} |{extra} "
             f"{r['balanced_accuracy']:.4f} | {r['macro_f1']:.4f} | {r['dim']} | "
             f"{r['extract_s']:.2f} | {r['fit_s']:.2f} |"
@@ -111,7 +135,7 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         best = summary[0]
         lines += [
             "",
-            f"## Confusion matrix of the best pair: {best['extractor']} + {best['classifier']}",
+            f"## Confusion matrix of the best pair: {method_name(best)}",
             "",
             f"![confusion matrix]({charts['confusion']})",
         ]
@@ -126,6 +150,17 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
             "",
             f"![features in 2-D]({charts['views']})",
         ]
+    if "alignment" in charts:
+        view = next(iter(result.views.values()))
+        lines += [
+            "",
+            f"## Source and target in 2-D: {_cell(view.get('shift', ''))}",
+            "",
+            f"The features of one shift projected to 2-D ({view['method']}), before alignment "
+            "and after each aligner, coloured by domain: aligned domains overlap.",
+            "",
+            f"![source and target before and after alignment]({charts['alignment']})",
+        ]
     failed = {r["extractor"]: r.get("n_failed", 0) for r in result.rows if r.get("n_failed")}
     if failed:
         lines += [""] + [
@@ -139,12 +174,12 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         lines += ["", "Hyper-parameters chosen on the training rows (first split):", ""]
         seen = set()
         for r in chosen:
-            key = (r["extractor"], r["classifier"])
+            key = (r["extractor"], r["aligner"], r["classifier"])
             if key in seen:
                 continue
             seen.add(key)
             values = ", ".join(f"{k}={v:.3g}" for k, v in r["chosen"].items())
-            lines.append(f"- {r['extractor']} + {r['classifier']}: {values}")
+            lines.append(f"- {method_name(r)}: {values}")
     if result.skipped:
         lines += ["", "## Skipped", ""]
         lines += [f"- `{name}`: {why}" for name, why in result.skipped.items()]

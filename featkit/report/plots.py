@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["accuracy_chart", "confusion_matrix_chart", "feature_views_chart"]
+__all__ = [
+    "accuracy_chart",
+    "alignment_views_chart",
+    "confusion_matrix_chart",
+    "feature_views_chart",
+]
 
 
 def _pyplot() -> Any:
@@ -24,9 +29,9 @@ def accuracy_chart(summary: Sequence[dict[str, Any]], path: str | os.PathLike) -
     """Grouped bars: mean accuracy per extractor (groups) and classifier (bars), with the
     standard deviation over splits as error bars when there are several splits."""
     plt = _pyplot()
-    extractors = list(dict.fromkeys(r["extractor"] for r in summary))
+    extractors = list(dict.fromkeys(_group(r, summary) for r in summary))
     classifiers = list(dict.fromkeys(r["classifier"] for r in summary))
-    by_key = {(r["extractor"], r["classifier"]): r for r in summary}
+    by_key = {(_group(r, summary), r["classifier"]): r for r in summary}
     width = 0.8 / max(len(classifiers), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(extractors) + 3), 3.8))
     x = np.arange(len(extractors))
@@ -45,10 +50,19 @@ def accuracy_chart(summary: Sequence[dict[str, Any]], path: str | os.PathLike) -
     ax.set_ylim(max(0.0, low - 0.1), 1.06)  # headroom for the bar labels
     ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0])
     ax.legend(title="classifier", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title("Accuracy per extractor and classifier")
+    aligned = any(r["aligner"] != "none" for r in summary)
+    ax.set_title(f"Accuracy per {'method' if aligned else 'extractor'} and classifier")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _group(row: dict[str, Any], summary: Sequence[dict[str, Any]]) -> str:
+    """A bar group's label: the extractor, plus the aligner when anything was aligned."""
+    if all(r["aligner"] == "none" for r in summary):
+        return row["extractor"]
+    extractors = {r["extractor"] for r in summary}
+    return row["aligner"] if len(extractors) == 1 else f"{row['extractor']} + {row['aligner']}"
 
 
 def confusion_matrix_chart(
@@ -115,5 +129,37 @@ def feature_views_chart(
     legend_rows = -(-len(handles) // max(ncol, 1))
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.05 * legend_rows / rows + 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def alignment_views_chart(views: dict[str, dict[str, Any]], path: str | os.PathLike) -> None:
+    """One scatter panel per aligner (``none`` first: before alignment): the source and the
+    target features of one shift in 2-D, coloured by domain."""
+    plt = _pyplot()
+    names = list(views)
+    cols = min(len(names), 4)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows + 0.6), squeeze=False)
+    colours = {"source": "tab:blue", "target": "tab:orange"}
+    for ax, name in zip(axes.flat, names, strict=False):
+        view = views[name]
+        xy, domain = np.asarray(view["xy"]), np.asarray(view["domain"])
+        for which, colour in colours.items():
+            keep = domain == which
+            ax.scatter(xy[keep, 0], xy[keep, 1], c=colour, s=4, alpha=0.5, linewidths=0)
+        title = "before alignment" if name == "none" else name
+        ax.set_title(f"{title} ({view['method']})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    shift = next(iter(views.values())).get("shift", "")
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=c, label=f"{d} ({part})")
+        for (d, c), part in zip(colours.items(), shift.split("→"), strict=False)
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 / rows + 0.03, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

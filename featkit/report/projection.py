@@ -23,11 +23,19 @@ def check_view(view: str | None) -> None:
         raise InvalidParameterError(f"a 2-D view is 'pca', 'tsne' or None, got {view!r}")
 
 
-def project_2d(X: Any, y: np.ndarray, method: str = "pca", seed: int = 0) -> dict[str, Any]:
+def project_2d(
+    X: Any,
+    y: np.ndarray,
+    method: str = "pca",
+    seed: int = 0,
+    domain: np.ndarray | None = None,
+) -> dict[str, Any]:
     """``{"xy": (n, 2), "y": (n,), "method": method}`` for a seeded sample of the rows.
 
     Features are standardised first; ``pca`` keeps the two main directions, ``tsne`` runs
-    scikit-learn's t-SNE on a 50-component PCA (slower, shows clusters better).
+    scikit-learn's t-SNE on a 50-component PCA (slower, shows clusters better). With
+    ``domain`` (a label per row, e.g. source or target), the result has it too, sampled
+    like ``y``.
     """
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -49,4 +57,7 @@ def project_2d(X: Any, y: np.ndarray, method: str = "pca", seed: int = 0) -> dic
         xy = PCA(min(2, *Z.shape), random_state=seed).fit_transform(Z)
     if xy.shape[1] < 2:  # 1-d features (or one row): draw them on a line
         xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
-    return {"xy": xy.astype(np.float32), "y": np.asarray(y)[rows], "method": method}
+    view = {"xy": xy.astype(np.float32), "y": np.asarray(y)[rows], "method": method}
+    if domain is not None:
+        view["domain"] = np.asarray(domain)[rows]
+    return view
