@@ -157,3 +157,27 @@ def test_cli_adapt_errors(two_domain_folder, tmp_path, args, message):
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pair_table_uses_initials_when_they_are_distinct():
+    from featkit.evaluate.results import EvaluationResult
+
+    def row(source, target, accuracy):
+        return {
+            "extractor": "cnn",
+            "aligner": "coral",
+            "classifier": "svm",
+            "split": f"{source}→{target}",
+            "source": source,
+            "target": target,
+            "accuracy": accuracy,
+        }
+
+    rows = [row("photo", "sketch", 0.5), row("sketch", "photo", 0.25)]
+    lines = EvaluationResult(rows=rows, provenance={}).pair_table().splitlines()
+    assert lines[0].split() == ["method", "P→S", "S→P", "avg"]
+    assert lines[2].split()[-3:] == ["50.0", "25.0", "37.5"]
+    assert lines[-1] == "P = photo, S = sketch"
+    rows = [row("sharp", "soft", 0.5), row("soft", "sharp", 0.25)]  # same initial: full names
+    table = EvaluationResult(rows=rows, provenance={}).pair_table()
+    assert table.splitlines()[0].split()[1:3] == ["sharp→soft", "soft→sharp"]

@@ -89,21 +89,38 @@ class EvaluationResult:
 
     def pair_table(self) -> str | None:
         """The domain-pair matrix as plain text: one row per method, one column per shift,
-        the average last (accuracy in %); None unless the protocol had domain pairs."""
+        the average last (accuracy in %); None unless the protocol had domain pairs.
+
+        Shifts are written with the domains' initials (``P→S``) when those are distinct,
+        with a legend line."""
         matrix = self.pair_matrix()
         if matrix is None:
             return None
         shifts, table = matrix
+        domains = list(
+            dict.fromkeys(d for r in self.rows if "source" in r for d in (r["source"], r["target"]))
+        )
+        initials = {d: str(d)[:1].upper() for d in domains}
+        legend = None
+        if len(set(initials.values())) == len(domains) and any(len(d) > 1 for d in domains):
+            by_shift = {r["split"]: r for r in self.rows if "source" in r}
+            shifts = [
+                f"{initials[by_shift[s]['source']]}→{initials[by_shift[s]['target']]}"
+                for s in shifts
+            ]
+            legend = ", ".join(f"{v} = {d}" for d, v in initials.items())
         width = max(len(m) for m, _ in table)
-        cols = [max(len(s), 6) for s in shifts]
+        cols = [max(len(s), 5) for s in shifts]
         header = f"{'method':<{width}} " + " ".join(
             f"{s:>{c}}" for s, c in zip(shifts, cols, strict=True)
         )
-        header += f" {'avg':>6}"
+        header += f" {'avg':>5}"
         lines = [header, "-" * len(header)]
         for method, values in table:
             cells = " ".join(f"{100 * v:>{c}.1f}" for v, c in zip(values[:-1], cols, strict=True))
-            lines.append(f"{method:<{width}} {cells} {100 * values[-1]:>6.1f}")
+            lines.append(f"{method:<{width}} {cells} {100 * values[-1]:>5.1f}")
+        if legend:
+            lines.append(legend)
         return "\n".join(lines)
 
     def pair_matrix(self) -> tuple[list[str], list[tuple[str, list[float]]]] | None:
