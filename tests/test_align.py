@@ -216,6 +216,17 @@ def test_subspace_alignment_wide_data_uses_svd_and_agrees():
     np.testing.assert_allclose(got, expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("shape", [(300, 20), (40, 120)])  # eigh path, SVD path
+def test_subspace_alignment_torch_backend_matches_numpy(shape):
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(19)
+    Xs, Xt = rng.standard_normal(shape) * 2, rng.standard_normal(shape) + 1
+    ref = SubspaceAlignment(8).fit_domains(Xs, Xt)
+    got = SubspaceAlignment(8, backend="torch", device="cpu").fit_domains(Xs, Xt)
+    np.testing.assert_allclose(got.transform_source(Xs), ref.transform_source(Xs), atol=1e-9)
+    np.testing.assert_allclose(got.transform_target(Xt), ref.transform_target(Xt), atol=1e-9)
+
+
 def test_subspace_alignment_variance_share_chooses_k():
     Xs, Xt, _ = _digits_domains()
     sa = SubspaceAlignment(0.9).fit_domains(Xs, Xt)
