@@ -411,8 +411,10 @@ def test_feature_count_mismatch_is_clear():
     coral = CORAL().fit_domains(Xs, Xt)
     with pytest.raises(InvalidParameterError, match="fitted on 20"):
         coral.transform(Xt[:, :5])
-    with pytest.raises(InvalidParameterError, match="different feature counts"):
+    with pytest.raises(InvalidParameterError, match="X_target has 5 features"):
         CORAL().fit_domains(Xs, Xt[:, :5])
+    with pytest.raises(InvalidParameterError, match="different feature counts"):
+        stack_domains(Xs, Xt[:, :5])
 
 
 @pytest.mark.parametrize(

@@ -107,8 +107,9 @@ class Backend:
         w = self.clip_min(w, floor if floor > 0 else eps)
         return (V * w**power) @ V.T
 
-    def principal_directions(self, X: Any, n_components: int) -> tuple[Any, Any, Any]:
-        """``(mean, components (d, k), explained variances)`` of the rows of ``X``.
+    def principal_directions(self, X: Any, n_components: int) -> tuple[Any, Any, Any, float]:
+        """``(mean, components (d, k), explained variances, total variance)`` of the rows
+        of ``X``.
 
         The top ``n_components`` principal directions as columns, each with the sign that
         makes its largest-magnitude entry positive (scikit-learn's PCA convention), so the
@@ -119,14 +120,18 @@ class Backend:
         mean = X.mean(0)
         Xc = X - mean
         if n >= d:
-            w, V = self.eigh((Xc.T @ Xc) / max(n - 1, 1))
+            C = (Xc.T @ Xc) / max(n - 1, 1)
+            total = float(C.diagonal().sum())
+            w, V = self.eigh(C)
             order = list(range(d - 1, d - 1 - n_components, -1))
             V, variances = V[:, order], w[order]
         else:
             _, S, Vt = self.svd(Xc)
-            V, variances = Vt[:n_components].T, S[:n_components] ** 2 / max(n - 1, 1)
+            all_variances = S**2 / max(n - 1, 1)
+            total = float(all_variances.sum())
+            V, variances = Vt[:n_components].T, all_variances[:n_components]
         V = V * self.argmax_abs_sign(V)
-        return mean, V, self.clip_min(variances, 0.0)
+        return mean, V, self.clip_min(variances, 0.0), total
 
 
 def make_backend(backend: str, dtype: str, device: str, owner: str) -> Backend:

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from featkit.align.domains import MASKED, check_domains, domain_masks, stack_domains
+from featkit.align.domains import MASKED, check_domains, domain_masks
 from featkit.exceptions import InvalidParameterError
 
 __all__ = ["Aligner", "align_domains"]
@@ -55,13 +55,34 @@ class Aligner(TransformerMixin, BaseEstimator):
             if ys.shape != (len(X),):
                 raise InvalidParameterError(f"{name}: y has shape {ys.shape} for {len(X)} rows")
             ys = ys[source]
+        return self._fit_checked(X[source], X[target], ys)
+
+    def fit_domains(self, X_source: Any, X_target: Any, y_source: Any = None) -> Aligner:
+        """Fit on a source array and a target array (the plain two-array form)."""
+        name = type(self).__name__
+        Xs = self._check_X(X_source, reset=True, input_name="X_source")
+        Xt = self._check_X(X_target, reset=False, input_name="X_target")
+        ys = None
+        if y_source is not None:
+            ys = np.asarray(y_source)
+            if ys.shape != (len(Xs),):
+                raise InvalidParameterError(
+                    f"{name}: y_source has shape {ys.shape} for {len(Xs)} source rows"
+                )
+        return self._fit_checked(Xs, Xt, ys)
+
+    def _fit_checked(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> Aligner:
+        name = type(self).__name__
+        for role, X in (("source", Xs), ("target", Xt)):
+            if len(X) == 0:
+                raise InvalidParameterError(f"{name}: no {role} rows")
         if self.requires_labels and (ys is None or (ys == MASKED).all()):
             raise InvalidParameterError(f"{name}: fit needs the labels y of the source rows")
         if self.requires_labels and (ys == MASKED).any():
             raise InvalidParameterError(
                 f"{name}: {int((ys == MASKED).sum())} source rows have the masked label -1"
             )
-        self._fit(X[source], X[target], ys)
+        self._fit(Xs, Xt, ys)
         return self
 
     def transform(self, X: Any, *, sample_domain: Any = None) -> np.ndarray:
@@ -91,11 +112,6 @@ class Aligner(TransformerMixin, BaseEstimator):
         domains = check_domains(len(X), y, sample_domain, owner=type(self).__name__)
         return self.fit(X, y, sample_domain=domains).transform(X, sample_domain=domains)
 
-    def fit_domains(self, X_source: Any, X_target: Any, y_source: Any = None) -> Aligner:
-        """Fit on a source array and a target array (the plain two-array form)."""
-        X, y, domains = stack_domains(X_source, X_target, y_source)
-        return self.fit(X, y if y_source is not None else None, sample_domain=domains)
-
     def transform_source(self, X: Any) -> np.ndarray:
         """Map source-domain rows into the aligned space."""
         check_is_fitted(self)
@@ -112,15 +128,15 @@ class Aligner(TransformerMixin, BaseEstimator):
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(self.n_features_out_)], dtype=object)
 
-    def _check_X(self, X: Any, *, reset: bool) -> np.ndarray:
+    def _check_X(self, X: Any, *, reset: bool, input_name: str = "X") -> np.ndarray:
         name = type(self).__name__
-        X = check_array(X, dtype=(np.float64, np.float32), input_name="X", estimator=name)
+        X = check_array(X, dtype=(np.float64, np.float32), input_name=input_name, estimator=name)
         if reset:
             self.n_features_in_ = X.shape[1]
         elif X.shape[1] != self.n_features_in_:
             raise InvalidParameterError(
-                f"{name}: X has {X.shape[1]} features, but the aligner was fitted on "
-                f"{self.n_features_in_}"
+                f"{name}: {input_name} has {X.shape[1]} features, but the aligner was fitted "
+                f"on {self.n_features_in_}"
             )
         return X
 

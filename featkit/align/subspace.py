@@ -40,7 +40,10 @@ class SubspaceAlignment(Aligner):
         Centre each domain on its own mean before projecting (PCA's and SKADA's
         convention). ``False`` projects raw rows, as the authors' code does on data
         already z-scored per domain.
-    dtype, backend, device
+    dtype : {"auto", "float32", "float64"}, default="auto"
+        Precision of the eigendecompositions; ``auto`` is the input's (float32 features,
+        as CNN embeddings are, run in float32, as scikit-learn's PCA does).
+    backend, device
         As for :class:`featkit.align.CORAL`.
 
     Attributes
@@ -57,7 +60,7 @@ class SubspaceAlignment(Aligner):
         self,
         n_components: int | float = 80,
         center: bool = True,
-        dtype: str = "float64",
+        dtype: str = "auto",
         backend: str = "numpy",
         device: str = "auto",
     ) -> None:
@@ -67,7 +70,7 @@ class SubspaceAlignment(Aligner):
         self.backend = backend
         self.device = device
 
-    def _check_params(self) -> Backend:
+    def _check_params(self, input_dtype: str = "float64") -> Backend:
         name = type(self).__name__
         k = self.n_components
         if isinstance(k, bool) or not isinstance(k, Integral | Real):
@@ -79,19 +82,19 @@ class SubspaceAlignment(Aligner):
                 f"{name}: a float n_components is a share of variance in (0, 1), got {k}"
             )
         check_bool(name, "center", self.center)
-        return make_backend(self.backend, self.dtype, self.device, name)
+        dtype = input_dtype if self.dtype == "auto" else self.dtype
+        return make_backend(self.backend, dtype, self.device, name)
 
     def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
-        be = self._check_params()
+        be = self._check_params(np.result_type(Xs.dtype, Xt.dtype).name)
         limit = min(Xs.shape[0], Xt.shape[0], Xs.shape[1])
         if isinstance(self.n_components, Integral):
             k_fit = k = min(int(self.n_components), limit)
         else:
             k_fit = limit  # all directions, to measure the variance each k keeps
-        mean_s, Ps, var_s = be.principal_directions(be.asarray(Xs), k_fit)
-        mean_t, Pt, var_t = be.principal_directions(be.asarray(Xt), k_fit)
-        total_s = _total_variance(Xs)
-        total_t = _total_variance(Xt)
+        mean_s, Ps, var_s, total_s = be.principal_directions(be.asarray(Xs), k_fit)
+        mean_t, Pt, var_t, total_t = be.principal_directions(be.asarray(Xt), k_fit)
+        total_s, total_t = total_s if total_s > 0 else 1.0, total_t if total_t > 0 else 1.0
         var_s, var_t = be.to_numpy(var_s), be.to_numpy(var_t)
         if not isinstance(self.n_components, Integral):
             k = n_components_for_variance(var_s / total_s, var_t / total_t, self.n_components)
@@ -113,11 +116,6 @@ class SubspaceAlignment(Aligner):
     def _transform_target(self, X: np.ndarray) -> np.ndarray:
         Xc = X - self.mean_target_ if self.center else X
         return Xc.astype(self.components_target_.dtype, copy=False) @ self.components_target_
-
-
-def _total_variance(X: np.ndarray) -> float:
-    total = float(np.var(X, axis=0, ddof=1).sum()) if len(X) > 1 else 0.0
-    return total if total > 0 else 1.0
 
 
 def n_components_for_variance(ratio_source: Any, ratio_target: Any, share: float) -> int:
