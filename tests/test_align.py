@@ -352,6 +352,23 @@ def test_shared_lda_uses_source_labels_only():
     np.testing.assert_allclose(lda.transform_target(Xt), ref.transform(Xt), atol=1e-10)
 
 
+def test_shared_lda_on_labelled_target_rows():
+    """Semi-supervised: fit_on="target" learns from the target rows whose labels fit got."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    Xs, Xt, ys = _random_domains(20)
+    yt = np.random.default_rng(1).integers(0, 3, len(Xt))
+    yt_partly = yt.copy()
+    yt_partly[::2] = -1
+    X = np.concatenate([Xs, Xt])
+    sd = np.r_[np.ones(len(Xs)), -np.ones(len(Xt))].astype(int)
+    lda = SharedLDA(fit_on="target").fit(X, np.r_[ys, yt_partly], sample_domain=sd)
+    ref = LinearDiscriminantAnalysis().fit(Xt[1::2], yt[1::2])
+    np.testing.assert_allclose(lda.transform_source(Xs), ref.transform(Xs), atol=1e-10)
+    with pytest.raises(InvalidParameterError, match="fewer than 2 labelled classes"):
+        SharedLDA(fit_on="target").fit_domains(Xs, Xt, ys)
+
+
 # --- the sample_domain contract ------------------------------------------------------------
 
 

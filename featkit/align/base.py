@@ -49,13 +49,13 @@ class Aligner(TransformerMixin, BaseEstimator):
         X = self._check_X(X, reset=True)
         domains = check_domains(len(X), y, sample_domain, owner=name)
         source, target = domain_masks(domains)
-        ys = None
+        ys = yt = None
         if y is not None:
-            ys = np.asarray(y)
-            if ys.shape != (len(X),):
-                raise InvalidParameterError(f"{name}: y has shape {ys.shape} for {len(X)} rows")
-            ys = ys[source]
-        return self._fit_checked(X[source], X[target], ys)
+            labels = np.asarray(y)
+            if labels.shape != (len(X),):
+                raise InvalidParameterError(f"{name}: y has shape {labels.shape} for {len(X)} rows")
+            ys, yt = labels[source], labels[target]
+        return self._fit_checked(X[source], X[target], ys, yt)
 
     def fit_domains(self, X_source: Any, X_target: Any, y_source: Any = None) -> Aligner:
         """Fit on a source array and a target array (the plain two-array form)."""
@@ -71,7 +71,9 @@ class Aligner(TransformerMixin, BaseEstimator):
                 )
         return self._fit_checked(Xs, Xt, ys)
 
-    def _fit_checked(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> Aligner:
+    def _fit_checked(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> Aligner:
         name = type(self).__name__
         for role, X in (("source", Xs), ("target", Xt)):
             if len(X) == 0:
@@ -82,7 +84,7 @@ class Aligner(TransformerMixin, BaseEstimator):
             raise InvalidParameterError(
                 f"{name}: {int((ys == MASKED).sum())} source rows have the masked label -1"
             )
-        self._fit(Xs, Xt, ys)
+        self._fit(Xs, Xt, ys, yt)
         return self
 
     def transform(self, X: Any, *, sample_domain: Any = None) -> np.ndarray:
@@ -145,8 +147,11 @@ class Aligner(TransformerMixin, BaseEstimator):
         tags.target_tags.required = self.requires_labels
         return tags
 
-    # Subclasses implement these three.
-    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+    # Subclasses implement these three. ``yt`` are the target rows' labels when fit got
+    # them (-1 where masked); only semi-supervised steps (LDA on the target) may use them.
+    def _fit(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> None:
         raise NotImplementedError
 
     def _transform_source(self, X: np.ndarray) -> np.ndarray:

@@ -98,7 +98,9 @@ class CORAL(Aligner):
             )
         return make_backend(self.backend, self.dtype, self.device, name)
 
-    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+    def _fit(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> None:
         be = self._check_params()
         for role, X in (("source", Xs), ("target", Xt)):
             if len(X) < 2:

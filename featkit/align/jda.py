@@ -94,7 +94,9 @@ class JDA(Aligner):
         check_bool(name, "normalize", self.normalize)
         check_int(name, "max_samples", self.max_samples, low=2)
 
-    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+    def _fit(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> None:
         self._check_params()
         assert ys is not None  # Aligner.fit checks requires_labels
         if self.kernel != "linear":

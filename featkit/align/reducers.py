@@ -8,6 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from featkit.align.base import Aligner
+from featkit.align.domains import MASKED
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool
 
@@ -55,7 +56,9 @@ class SharedPCA(Aligner):
         self.fit_on = fit_on
         self.random_state = random_state
 
-    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+    def _fit(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> None:
         name = type(self).__name__
         check_bool(name, "whiten", self.whiten)
         X = _rows(self.fit_on, Xs, Xt, name)
@@ -72,8 +75,8 @@ class SharedPCA(Aligner):
 
 
 class SharedLDA(Aligner):
-    """scikit-learn's linear discriminant analysis on the labelled source rows, applied to
-    both domains (at most n_classes - 1 components).
+    """scikit-learn's linear discriminant analysis on labelled rows, applied to both domains
+    (at most n_classes - 1 components).
 
     Parameters
     ----------
@@ -82,25 +85,50 @@ class SharedLDA(Aligner):
     shrinkage : float or "auto", optional
         Shrinkage of the within-class covariance (the ``eigen`` solver); None is the
         ``svd`` solver without shrinkage.
+    fit_on : {"source", "target", "both"}, default="source"
+        Whose labelled rows the directions are learned from. Target labels are hidden in
+        unsupervised domain adaptation; ``target`` and ``both`` use the target rows whose
+        label ``fit`` received (not -1), for semi-supervised settings.
     """
 
     requires_labels = True
 
     def __init__(
-        self, n_components: int | None = None, shrinkage: float | str | None = None
+        self,
+        n_components: int | None = None,
+        shrinkage: float | str | None = None,
+        fit_on: str = "source",
     ) -> None:
         self.n_components = n_components
         self.shrinkage = shrinkage
+        self.fit_on = fit_on
 
-    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+    def _fit(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> None:
+        name = type(self).__name__
+        labels_t = np.full(len(Xt), MASKED) if yt is None else np.asarray(yt)
+        X = _rows(self.fit_on, Xs, Xt, name)
+        if self.fit_on == "source":
+            y = np.asarray(ys)
+        elif self.fit_on == "target":
+            y = labels_t
+        else:
+            y = np.concatenate([np.asarray(ys), labels_t])
+        labelled = y != MASKED
+        if len(np.unique(y[labelled])) < 2:
+            raise InvalidParameterError(
+                f"{name}: fit_on={self.fit_on!r} has fewer than 2 labelled classes "
+                "(target labels are -1 unless you pass them)"
+            )
         solver = "svd" if self.shrinkage is None else "eigen"
         k = self.n_components
         if k is not None:
-            k = min(int(k), len(np.unique(ys)) - 1, Xs.shape[1])
+            k = min(int(k), len(np.unique(y[labelled])) - 1, X.shape[1])
         self.lda_ = LinearDiscriminantAnalysis(
             solver=solver, shrinkage=self.shrinkage, n_components=k
-        ).fit(Xs, ys)
-        self.n_features_out_ = self.lda_.transform(Xs[:1]).shape[1]
+        ).fit(X[labelled], y[labelled])
+        self.n_features_out_ = self.lda_.transform(X[:1]).shape[1]
 
     def _transform_source(self, X: np.ndarray) -> np.ndarray:
         return self.lda_.transform(X)

@@ -85,7 +85,9 @@ class SubspaceAlignment(Aligner):
         dtype = input_dtype if self.dtype == "auto" else self.dtype
         return make_backend(self.backend, dtype, self.device, name)
 
-    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+    def _fit(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> None:
         be = self._check_params(np.result_type(Xs.dtype, Xt.dtype).name)
         limit = min(Xs.shape[0], Xt.shape[0], Xs.shape[1])
         if isinstance(self.n_components, Integral):

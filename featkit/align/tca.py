@@ -78,7 +78,9 @@ class TCA(Aligner):
         check_kernel(name, self.kernel, self.gamma)
         check_int(name, "max_samples", self.max_samples, low=2)
 
-    def _fit(self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None) -> None:
+    def _fit(
+        self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
+    ) -> None:
         self._check_params()
         rows_s, rows_t = landmarks(len(Xs), len(Xt), self.max_samples, self.random_state)
         Xs, Xt = Xs[rows_s], Xt[rows_t]
