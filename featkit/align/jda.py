@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 
 from featkit.align._mmd import centred_scatter, leading_generalized_eigvecs, mmd_scatter
 from featkit.align.base import Aligner
-from featkit.align.tca import check_kernel, domain_mean_vector, landmarks
+from featkit.align.tca import check_kernel, domain_mean_vector, kernel_matrix, landmarks
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool, check_float, check_int
 
@@ -142,10 +141,7 @@ class JDA(Aligner):
         return normalize(Z) if self.normalize else Z
 
     def _kernel(self, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
-        params: dict[str, Any] = {} if self.gamma is None else {"gamma": self.gamma}
-        if self.kernel in ("linear", "cosine"):
-            params = {}
-        return pairwise_kernels(X, Y, metric=self.kernel, **params)
+        return kernel_matrix(X, Y, self.kernel, self.gamma)
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         X = self._prepare(X)

@@ -20,7 +20,7 @@ from featkit.align.base import Aligner
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_float, check_int
 
-__all__ = ["KERNELS", "TCA", "domain_mean_vector", "landmarks"]
+__all__ = ["KERNELS", "TCA", "domain_mean_vector", "kernel_matrix", "landmarks"]
 
 #: Kernels TCA and JDA accept (scikit-learn's ``pairwise_kernels`` names).
 KERNELS = ("linear", "rbf", "laplacian", "cosine", "poly", "sigmoid")
@@ -94,10 +94,7 @@ class TCA(Aligner):
         self.n_features_out_ = self.components_.shape[1]
 
     def _kernel(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        params: dict[str, Any] = {} if self.gamma is None else {"gamma": self.gamma}
-        if self.kernel in ("linear", "cosine"):
-            params = {}
-        return pairwise_kernels(X, Y, metric=self.kernel, **params)
+        return kernel_matrix(X, Y, self.kernel, self.gamma)
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         return self._kernel(X.astype(np.float64, copy=False), self.X_fit_) @ self.components_
@@ -113,6 +110,15 @@ def check_kernel(owner: str, kernel: Any, gamma: Any) -> None:
         raise InvalidParameterError(f"{owner}: kernel must be one of {KERNELS}, got {kernel!r}")
     if gamma is not None:
         check_float(owner, "gamma", gamma, low=0.0, strict=True)
+
+
+def kernel_matrix(X: np.ndarray, Y: np.ndarray | None, kernel: str, gamma: float | None) -> Any:
+    """scikit-learn's ``pairwise_kernels``, with ``gamma`` passed only to kernels that take
+    it (None: scikit-learn's default, 1 / n_features)."""
+    params: dict[str, Any] = {}
+    if gamma is not None and kernel not in ("linear", "cosine"):
+        params["gamma"] = gamma
+    return pairwise_kernels(X, Y, metric=kernel, **params)
 
 
 def domain_mean_vector(n_source: int, n_target: int) -> np.ndarray:
