@@ -484,6 +484,27 @@ def adapt_command(
     _finish(result, out, no_plots, as_json)
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--local", is_flag=True, help="A local descriptor (encoded by BoVW, VLAD ...).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write featkit-NAME/ into.",
+)
+def new_plugin_command(name: str, local: bool, out: Path) -> None:
+    """Write featkit-NAME/, a ready-to-install extractor plugin package: pyproject with the
+    featkit.extractors entry point, a working extractor, conformance tests, a README."""
+    from featkit.scaffold import write_plugin
+
+    root = write_plugin(name, out, local=local)
+    click.echo(f"wrote {root}")
+    click.echo(f'next: pip install -e "{root}[test]" && python -m pytest -q {root}')
+
+
 @cli.command("evaluate")
 @click.option(
     "-f",
