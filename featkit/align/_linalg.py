@@ -117,16 +117,15 @@ class Backend:
         are more rows than features, the thin SVD of the centred data otherwise.
         """
         n, d = X.shape
-        mean = X.mean(0)
-        Xc = X - mean
         if n >= d:
-            C = (Xc.T @ Xc) / max(n - 1, 1)
+            mean, C = self.covariance(X, ddof=1 if n > 1 else 0)
             total = float(C.diagonal().sum())
             w, V = self.eigh(C)
             order = list(range(d - 1, d - 1 - n_components, -1))
             V, variances = V[:, order], w[order]
         else:
-            _, S, Vt = self.svd(Xc)
+            mean = X.mean(0)
+            _, S, Vt = self.svd(X - mean)
             all_variances = S**2 / max(n - 1, 1)
             total = float(all_variances.sum())
             V, variances = Vt[:n_components].T, all_variances[:n_components]

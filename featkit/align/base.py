@@ -45,9 +45,13 @@ class Aligner(TransformerMixin, BaseEstimator):
         sample_domain : array of shape (n_samples,), optional
             Positive ids for source rows, negative ids for target rows.
         """
-        name = type(self).__name__
         X = self._check_X(X, reset=True)
-        domains = check_domains(len(X), y, sample_domain, owner=name)
+        domains = check_domains(len(X), y, sample_domain, owner=type(self).__name__)
+        return self._fit_rows(X, y, domains)
+
+    def _fit_rows(self, X: np.ndarray, y: Any, domains: np.ndarray) -> Aligner:
+        """Fit on validated rows and domains: split them into source and target."""
+        name = type(self).__name__
         source, target = domain_masks(domains)
         ys = yt = None
         if y is not None:
@@ -95,6 +99,10 @@ class Aligner(TransformerMixin, BaseEstimator):
         domains = check_domains(
             len(X), None, sample_domain, owner=type(self).__name__, fitting=False
         )
+        return self._transform_rows(X, domains)
+
+    def _transform_rows(self, X: np.ndarray, domains: np.ndarray) -> np.ndarray:
+        """Map validated rows by their validated domains, in the order of ``X``."""
         source, target = domain_masks(domains)
         if source.all():
             return self._transform_source(X)
@@ -112,7 +120,7 @@ class Aligner(TransformerMixin, BaseEstimator):
         was inferred from the masked labels)."""
         X = self._check_X(X, reset=True)
         domains = check_domains(len(X), y, sample_domain, owner=type(self).__name__)
-        return self.fit(X, y, sample_domain=domains).transform(X, sample_domain=domains)
+        return self._fit_rows(X, y, domains)._transform_rows(X, domains)
 
     def transform_source(self, X: Any) -> np.ndarray:
         """Map source-domain rows into the aligned space."""
