@@ -100,20 +100,20 @@ def register_extractor(name: str | None = None, *, overwrite: bool = False) -> C
 
 def list_extractors(pattern: str | None = None) -> list[str]:
     """Sorted names of the working extractors, optionally filtered by a glob ``pattern``."""
-    _ensure_loaded()
+    load_all()
     names = sorted(_registry)
     return fnmatch.filter(names, pattern) if pattern else names
 
 
 def broken_plugins() -> dict[str, PluginLoadError]:
     """Plugins whose entry point failed to load, by entry-point name, with the error."""
-    _ensure_loaded()
+    load_all()
     return dict(_broken)
 
 
 def get_extractor_info(name: str) -> ExtractorInfo:
     """The registry entry for ``name``; unknown names raise ExtractorNotFoundError."""
-    _ensure_loaded()
+    load_all()
     info = _registry.get(name)
     if info is not None:
         return info
@@ -177,7 +177,7 @@ def describe_extractor(name: str) -> dict[str, Any]:
     }
 
 
-def _ensure_loaded() -> None:
+def load_all() -> None:
     """Import the built-in extractors, then the entry-point plugins, once each."""
     if _state["builtins"] and _state["plugins"]:
         return

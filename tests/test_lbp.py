@@ -168,9 +168,9 @@ def test_uniform_is_rotation_invariant_nri_is_not():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        (dict(radii=0), "radius must be a positive"),
-        (dict(radii=(1, -2)), "radius must be a positive"),
-        (dict(radii=True), "radius must be a positive"),
+        (dict(radii=0), "radii must be positive"),
+        (dict(radii=(1, -2)), "radii must be positive"),
+        (dict(radii=True), "radii must be positive"),
         (dict(radii=()), "at least one radius"),
         (dict(radii=(1, 1)), "distinct"),
         (dict(method="var"), "method must be one of"),

@@ -146,7 +146,7 @@ class Extractor(TransformerMixin, BaseEstimator):
         Equal configs give equal features for equal images; it keys the feature cache.
         """
         return {
-            "name": self.name or type(self).__name__.lower(),
+            "name": self._registered_name(),
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "version": str(self.version),
             "params": {k: _jsonable(v) for k, v in sorted(self.get_params(deep=False).items())},
@@ -155,7 +155,7 @@ class Extractor(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output features: ``{name}{i}``."""
-        prefix = (self.name or type(self).__name__.lower()).replace("-", "_").replace("/", "_")
+        prefix = self._registered_name().replace("-", "_").replace("/", "_")
         return np.asarray([f"{prefix}{i}" for i in range(self.feature_dim)], dtype=object)
 
     def __sklearn_tags__(self):
@@ -165,6 +165,15 @@ class Extractor(TransformerMixin, BaseEstimator):
         return tags
 
     # -- helpers ----------------------------------------------------------------------------
+    def _registered_name(self) -> str:
+        """The registry name, also in a process that has not loaded the plugins yet (a
+        joblib worker unpickling a plugin's extractor): the name is part of the cache key."""
+        if not self.name:
+            from featkit.registry import load_all
+
+            load_all()  # registering a plugin's class sets its ``name``
+        return self.name or type(self).__name__.lower()
+
     def _check_fitted(self) -> None:
         if self.requires_fit and not getattr(self, "is_fitted_", False):
             raise NotFittedError(

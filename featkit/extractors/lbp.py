@@ -189,7 +189,7 @@ class LBPExtractor(Extractor):
                 or r <= 0
             ):
                 raise InvalidParameterError(
-                    f"lbp: each radius must be a positive number of pixels, got {r!r}"
+                    f"lbp: radii must be positive numbers of pixels, got {r!r} in {self.radii!r}"
                 )
         if len(set(self._radii())) != len(radii):
             raise InvalidParameterError(f"lbp: radii must be distinct, got {self.radii!r}")
