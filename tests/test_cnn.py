@@ -145,7 +145,7 @@ def test_batch_of_one_equals_batch_of_eight():
     images = [skdata.chelsea(), skdata.coffee()] + [
         rng.integers(0, 255, (64 + 8 * i, 80, 3), dtype=np.uint8) for i in range(6)
     ]
-    extractor = featkit.create_extractor("cnn")
+    extractor = featkit.create_extractor("cnn", device="cpu")  # a GPU's: test_gpu.py
     together = extractor.transform(images)
     alone = np.concatenate([extractor.transform([img]) for img in images])
     np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-5)
@@ -212,10 +212,14 @@ def test_embeddings_repeat_in_a_fresh_process(tmp_path):
     Image.fromarray(skdata.chelsea()).save(image)
     code = (
         "import sys, numpy as np, featkit; "
-        "np.save(sys.argv[2], featkit.create_extractor('cnn').transform([sys.argv[1]]))"
+        "np.save(sys.argv[2], featkit.create_extractor('cnn', device=sys.argv[3])"
+        ".transform([sys.argv[1]]))"
     )
-    subprocess.run([sys.executable, "-c", code, str(image), str(tmp_path / "x.npy")], check=True)
-    here = featkit.create_extractor("cnn").transform([str(image)])
+    device = "cpu"  # the GPU's own check is in test_gpu.py
+    subprocess.run(
+        [sys.executable, "-c", code, str(image), str(tmp_path / "x.npy"), device], check=True
+    )
+    here = featkit.create_extractor("cnn", device=device).transform([str(image)])
     np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), here)
 
 
@@ -342,9 +346,9 @@ def test_bad_layers_name_what_exists():
 
 
 def test_config_records_the_precision_actually_used():
-    config = featkit.create_extractor("cnn", precision="fp32").config
+    config = featkit.create_extractor("cnn", precision="fp32", device="cpu").config
     assert config["runtime"] == {"device": "cpu", "precision": "fp32"}
-    auto = featkit.create_extractor("cnn").config["runtime"]["precision"]
+    auto = featkit.create_extractor("cnn", device="cpu").config["runtime"]["precision"]
     assert auto in ("bf16", "fp32")
 
 
@@ -375,7 +379,8 @@ def _write_folder(root: Path, n: int) -> list[Path]:
 def test_extract_feeds_the_model_from_dataloader_workers(tmp_path, n_jobs):
     paths = _write_folder(tmp_path / "imgs", 12)
     (tmp_path / "imgs" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    extractor = featkit.create_extractor("cnn", image_size=96)
+    # On the CPU features do not depend on the batching; on a GPU see test_gpu.py.
+    extractor = featkit.create_extractor("cnn", image_size=96, device="cpu")
     fs = featkit.extract(extractor, str(tmp_path / "imgs"), n_jobs=n_jobs, batch_size=4)
     assert fs.provenance["engine"]["runner"] == "dataloader"
     assert fs.provenance["engine"]["n_workers"] == (0 if n_jobs == 1 else 2)

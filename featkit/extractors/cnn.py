@@ -84,7 +84,8 @@ class CNNExtractor(Extractor):
         "auto" (a CUDA GPU when there is one, else the CPU), "cpu", "cuda", "cuda:N", "mps".
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast precision. "auto": bf16 on CPUs with native bfloat16 (AVX512-BF16 or AMX),
-        where it is about 2x faster, else fp32; bf16 (or fp16) on a GPU.
+        where it is about 2x faster, else fp32; bf16 (or fp16) on a GPU. "fp32" is plain
+        float32, also on a GPU (no TF32).
     batch_size : int, default=32
         Images per forward pass (halved automatically when a GPU runs out of memory).
     """
@@ -293,7 +294,18 @@ class CNNExtractor(Extractor):
             if dtype is not None
             else contextlib.nullcontext()
         )
-        with torch.inference_mode(), autocast:
+        if net.device.type == "cuda":
+            # Deterministic cuDNN: with benchmark mode each process timed and picked its own
+            # convolution algorithms, and the same image gave other bf16 roundings in another
+            # process (measured on an H100; end to end the GPU waits for decoding anyway).
+            # No TF32: cuDNN's default for float32 convolutions, 1e-2 relative error on
+            # lite0's embeddings; fp32 means float32.
+            cudnn = torch.backends.cudnn.flags(
+                enabled=True, benchmark=False, deterministic=True, allow_tf32=False
+            )
+        else:
+            cudnn = contextlib.nullcontext()
+        with torch.inference_mode(), autocast, cudnn:
             activations = net.activations(x)
             how = self.pooling
             vectors = [
@@ -368,8 +380,6 @@ class _Network:
         model = backbone.model
         if device.type != "cpu":
             model = copy.deepcopy(model).to(device)
-            if device.type == "cuda":
-                torch.backends.cudnn.benchmark = True
         # channels_last: measured 1.6-1.8x faster for CNNs on CPU, harmless for transformers.
         self.model = model.to(memory_format=torch.channels_last)
         self.library = backbone.library
