@@ -24,6 +24,7 @@ SKADA's, and featkit's SA no slower than ADAPT's, with the same accuracy::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 import warnings
 from collections.abc import Callable
@@ -136,12 +137,9 @@ def measure(run: Runner, Xs: np.ndarray, ys: np.ndarray, Xt: np.ndarray, yt: np.
     return seconds, np.asarray(Zs, np.float64), np.asarray(Zt, np.float64), accuracy
 
 
-def adapt_installed() -> bool:
-    try:
-        import adapt  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (SKADA and ADAPT are optional here)."""
+    return importlib.util.find_spec(module) is not None
 
 
 def main() -> None:
@@ -149,8 +147,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="rows per domain")
     parser.add_argument("--dims", default="800,1280,2048", help="feature dimensions")
     parser.add_argument("--k", type=int, default=80, help="SA components")
+    parser.add_argument(
+        "--device", default=None, help="also time featkit's torch backend there (cpu, cuda)"
+    )
     args = parser.parse_args()
-    has_adapt = adapt_installed()
+    has_adapt = installed("adapt")
+    has_skada = installed("skada")
     print(f"n = {args.n} per domain; ADAPT {'installed' if has_adapt else 'not installed'}")
     header = f"{'d':>5}  {'method':<38} {'seconds':>8} {'speed-up':>7} {'max diff':>9} {'acc':>7}"
     for d in (int(x) for x in args.dims.split(",")):
@@ -170,11 +172,18 @@ def main() -> None:
             skada_lw: (skada_coral, None),
             "featkit CORAL(ledoit-wolf) float32": (
                 featkit_aligner(CORAL(reg=0.0, covariance="ledoit-wolf")),
-                skada_lw,
+                skada_lw if has_skada else None,
             ),
         }
+        if not has_skada:
+            del coral[skada_lw]
         if has_adapt:
             coral["ADAPT CORAL (paper)"] = (adapt_coral, np64)
+        if args.device:
+            coral[f"featkit CORAL(center=False) torch {args.device}"] = (
+                featkit_aligner(CORAL(center=False, backend="torch", device=args.device)),
+                np64,
+            )
         _table(d, coral, Xs, ys, Xt, yt)
         k = args.k
         adapt_name = f"ADAPT SA({k})" + ("" if has_adapt else " recipe")
@@ -190,6 +199,15 @@ def main() -> None:
                 adapt_name,
             ),
         }
+        if not has_skada:
+            del sa[f"SKADA SubspaceAlignmentAdapter({k})"]
+        if args.device:
+            sa[f"featkit SA({k}) float32 torch {args.device}"] = (
+                featkit_aligner(
+                    SubspaceAlignment(k, dtype="float32", backend="torch", device=args.device)
+                ),
+                adapt_name,
+            )
         _table(d, sa, Xs, ys, Xt, yt)
 
 

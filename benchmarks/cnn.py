@@ -34,10 +34,10 @@ from featkit.extractors.backbones import load_backbone
 PACS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pacs150"
 
 
-def _paths(n: int) -> list[str]:
-    files = sorted(p for p in PACS.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+def _paths(n: int, root: Path = PACS) -> list[str]:
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     if not files:
-        raise SystemExit(f"no images under {PACS}")
+        raise SystemExit(f"no images under {root}")
     spread = files[:: max(1, len(files) // n)]  # every domain and class
     return [str(p) for p in (spread * (n // len(spread) + 1))[:n]]
 
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="images for each timed run")
     parser.add_argument("--batch", type=int, default=32, help="images per forward pass")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--images", type=Path, default=PACS, help="folder of JPEG/PNG files")
+    parser.add_argument("--jobs", default="auto,1,2", help="n_jobs values to time (auto: None)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--random-weights", action="store_true", help="seeded random weights (offline)"
@@ -111,11 +113,12 @@ def main() -> None:
         torch.set_num_threads(args.torch_threads)
 
     pretrained = not args.random_weights
+    jobs = [None if j == "auto" else int(j) for j in args.jobs.split(",")]
     extractor = featkit.create_extractor(
         "cnn", model=args.model, device=args.device, batch_size=args.batch, pretrained=pretrained
     )
     device = extractor._device()
-    paths = _paths(args.n)
+    paths = _paths(args.n, args.images)
     prep = extractor.preprocessing()
     print(
         f"model {args.model}, device {device}, torch {torch.__version__}, "
@@ -142,7 +145,7 @@ def main() -> None:
     results = {}
     for _ in range(args.rounds):
         reference = _bare(args.model, device, batch, args.n, best_name, pretrained)[best_name]
-        for n_jobs in (None, 1, 2):
+        for n_jobs in jobs:
             start = time.perf_counter()
             fs = featkit.extract(extractor, paths, n_jobs=n_jobs, progress=False)
             ips = len(paths) / (time.perf_counter() - start)
@@ -167,10 +170,10 @@ def main() -> None:
         ratio = float(np.median([r for _, r in runs]))
         print(f"| {label}: {'; '.join(sorted(set(notes[label])))} | {best:.1f} | {ratio:.2f} |")
     for n_jobs, X in results.items():
-        np.testing.assert_allclose(X, results[None], rtol=1e-5, atol=1e-5, err_msg=str(n_jobs))
+        np.testing.assert_allclose(X, results[jobs[0]], rtol=1e-5, atol=1e-5, err_msg=str(n_jobs))
 
-    if device.type == "cpu":
-        kw = {"model": args.model, "pretrained": pretrained}
+    if device.type in ("cpu", "cuda"):
+        kw = {"model": args.model, "pretrained": pretrained, "device": str(device)}
         fp32 = featkit.create_extractor("cnn", precision="fp32", **kw)
         bf16 = featkit.create_extractor("cnn", precision="bf16", **kw)
         a = featkit.extract(fp32, paths[:200], progress=False).X.astype(np.float64)

@@ -76,7 +76,8 @@ def evaluation_cost(X: np.ndarray, y: np.ndarray, C: float, device: str, repeats
     from sklearn._loss.loss import HalfMultinomialLoss
     from sklearn.linear_model._linear_loss import LinearModelLoss
 
-    from featkit.classify.probe import _loss_grad, _resolve_device
+    from featkit._torch_device import resolve_torch_device
+    from featkit.classify.probe import _loss_grad
 
     k, d = int(y.max()) + 1, X.shape[1]
     rng = np.random.default_rng(1)
@@ -84,7 +85,7 @@ def evaluation_cost(X: np.ndarray, y: np.ndarray, C: float, device: str, repeats
     loss = LinearModelLoss(HalfMultinomialLoss(n_classes=k), fit_intercept=True)
     coef = rng.normal(0, 0.01, k * (d + 1))  # float64, as scipy passes it
     yf = y.astype(X.dtype)
-    dev = torch.device(_resolve_device(device))
+    dev = torch.device(resolve_torch_device(device, "LinearProbe"))
     Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
     w = torch.full((len(X),), 1.0 / len(X), device=dev)
     mu = Xt.T @ w
