@@ -56,13 +56,15 @@ def cli(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(pattern: str | None, as_json: bool) -> None:
     """List the extractors (built-in and plugins) and plugins that failed to load."""
-    from featkit.registry import broken_plugins, describe_extractor, list_extractors
+    from featkit.registry import broken_plugins, get_extractor_info, list_extractors
 
-    names = list_extractors(pattern)
     rows = []
-    for name in names:
-        info = describe_extractor(name)
-        rows.append({k: info[k] for k in ("name", "source", "kind", "summary")})
+    for name in list_extractors(pattern):
+        # The registry entry, not describe_extractor: its extra sections (the cnn's
+        # offline weights) import torch, 3 s for a list.
+        info = get_extractor_info(name)
+        kind = getattr(info.factory, "kind", None)
+        rows.append({"name": name, "source": info.source, "kind": kind, "summary": info.summary})
     broken = [
         {"name": n, "source": e.distribution, "error": e.reason}
         for n, e in sorted(broken_plugins().items())
