@@ -38,18 +38,6 @@ FULL_PACS150 = {
 }
 
 
-def per_class(data: featkit.Dataset, n: int | None, seed: int) -> featkit.Dataset:
-    """At most ``n`` random images (seeded) of each class in each domain."""
-    if n is None:
-        return data
-    keep = []
-    for domain in data.domain_names:
-        for c in range(data.n_classes):
-            rows = np.flatnonzero((data.domains == domain) & (data.labels == c))
-            keep.append(np.random.default_rng([seed, c]).permutation(rows)[:n])
-    return data.subset(np.sort(np.concatenate(keep)))
-
-
 def print_table(
     title: str, acc: dict[tuple[str, str], float], aligners: list[str], classifiers: list[str]
 ) -> None:
@@ -77,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
 
     data = featkit.load_dataset(args.root, domain=[args.source, args.target])
-    data = per_class(data, args.per_class, args.seed)
+    if args.per_class:
+        data = data.sample_per_class(args.per_class, args.seed)
     sizes = {d: int((data.domains == d).sum()) for d in (args.source, args.target)}
     print(
         f"{args.source} ({sizes[args.source]} images) → {args.target} ({sizes[args.target]}), "

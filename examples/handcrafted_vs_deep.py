@@ -18,21 +18,10 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 import featkit
 from featkit.evaluate import compare
 
 DEEP = ("cnn",)  # extractor families that are pretrained networks; the rest are handcrafted
-
-
-def per_class(data: featkit.Dataset, n: int | None, seed: int) -> featkit.Dataset:
-    """At most ``n`` images of each class, drawn at random (seeded)."""
-    if n is None:
-        return data
-    rows = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
-    keep = [np.random.default_rng([seed, c]).permutation(r)[:n] for c, r in enumerate(rows)]
-    return data.subset(np.sort(np.concatenate(keep)))
 
 
 def main() -> None:
@@ -47,7 +36,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    data = per_class(featkit.load_dataset(args.folder), args.per_class, args.seed)
+    data = featkit.load_dataset(args.folder)
+    if args.per_class:
+        data = data.sample_per_class(args.per_class, args.seed)
     print(f"{data.name}: {len(data)} images, {data.n_classes} classes, {args.protocol}")
     result = compare(
         data,

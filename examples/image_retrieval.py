@@ -34,15 +34,6 @@ from sklearn.metrics import average_precision_score
 import featkit
 
 
-def per_class(data: featkit.Dataset, n: int | None, seed: int) -> featkit.Dataset:
-    """At most ``n`` images of each class, drawn at random (seeded)."""
-    if n is None:
-        return data
-    rows = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
-    keep = [np.random.default_rng([seed, c]).permutation(r)[:n] for c, r in enumerate(rows)]
-    return data.subset(np.sort(np.concatenate(keep)))
-
-
 def draw_grid(
     results: list[dict], queries: featkit.Dataset, gallery: featkit.Dataset, out: Path
 ) -> None:
@@ -82,7 +73,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
 
-    data = per_class(featkit.load_dataset(args.folder), args.per_class, args.seed)
+    data = featkit.load_dataset(args.folder)
+    if args.per_class:
+        data = data.sample_per_class(args.per_class, args.seed)
     gallery, queries = data.train_test_split(test_size=args.queries, seed=args.seed)
     extractor = featkit.create_extractor(args.extractor)
     found = {}

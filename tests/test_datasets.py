@@ -147,6 +147,32 @@ def test_subset_and_select_keep_columns_aligned(tmp_path, digit_images):
         ds.select(split="train")
 
 
+def test_sample_per_class_counts_order_and_seed():
+    ds = featkit.load_dataset("digits")
+    counts = np.bincount(ds.labels)
+    sample = ds.sample_per_class(20, seed=3)
+    assert np.bincount(sample.labels).tolist() == [20] * ds.n_classes
+    positions = {i: p for p, i in enumerate(ds.ids.tolist())}
+    picked = [positions[i] for i in sample.ids.tolist()]
+    assert picked == sorted(picked)  # original order, no duplicates
+    assert sample.ids.tolist() == ds.sample_per_class(20, seed=3).ids.tolist()
+    assert sample.ids.tolist() != ds.sample_per_class(20, seed=4).ids.tolist()
+    assert len(ds.sample_per_class(10_000)) == len(ds)  # fewer than n: all of the class
+    assert counts.min() < 10_000
+    with pytest.raises(featkit.InvalidParameterError, match="n must be an int >= 1"):
+        ds.sample_per_class(0)
+
+
+def test_sample_per_class_draws_in_each_domain(digit_images):
+    images, labels = digit_images
+    domains = np.where(np.arange(len(labels)) % 3 == 0, "a", "b")
+    ds = featkit.Dataset.from_items(images, labels, domains=domains.tolist())
+    sample = ds.sample_per_class(4, seed=0)
+    for domain in ("a", "b"):
+        in_domain = sample.labels[sample.domains == domain]
+        assert np.bincount(in_domain, minlength=ds.n_classes).tolist() == [4] * ds.n_classes
+
+
 def test_npz_layout_scale_and_unlabelled_rows(tmp_path, digit_images, caplog):
     images, labels = digit_images
     chw = np.repeat(images[:4, None], 3, axis=1)  # (n, 3, 8, 8)

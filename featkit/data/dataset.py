@@ -9,7 +9,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from featkit.exceptions import DatasetError
+from featkit.exceptions import DatasetError, InvalidParameterError
 
 #: One image source: a file path, or an in-memory array (H, W) or (H, W, C).
 ImageSource = Union[str, os.PathLike, np.ndarray]  # noqa: UP007 - a runtime alias on 3.10
@@ -134,6 +134,20 @@ class Dataset:
             domains=None if self.domains is None else self.domains[idx],
             splits=None if self.splits is None else self.splits[idx],
         )
+
+    def sample_per_class(self, n: int, seed: int = 0) -> Dataset:
+        """At most ``n`` images of each class (of each class in each domain, when the data
+        set has domains), drawn at random with ``seed``, in their original order."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InvalidParameterError(f"sample_per_class: n must be an int >= 1, got {n!r}")
+        groups = [None] if self.domains is None else self.domain_names
+        keep = []
+        for domain in groups:
+            in_domain = True if domain is None else self.domains == domain
+            for c in range(self.n_classes):
+                rows = np.flatnonzero(in_domain & (self.labels == c))
+                keep.append(np.random.default_rng([seed, c]).permutation(rows)[:n])
+        return self.subset(np.sort(np.concatenate(keep)))
 
     def select(
         self, *, domain: str | Sequence[str] | None = None, split: str | None = None
