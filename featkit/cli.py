@@ -125,7 +125,12 @@ def describe_command(name: str, as_json: bool) -> None:
 )
 @click.option("--batch-size", default=64, show_default=True, help="Images per chunk.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache.")
-@click.option("--backend", default=None, help="joblib backend (default: loky).")
+@click.option(
+    "--backend", default=None, help="joblib backend (default: loky), or dask for a Dask cluster."
+)
+@click.option(
+    "--scheduler", default=None, help="With --backend dask: the scheduler (tcp://host:8786)."
+)
 @click.option(
     "--device", default=None, help="Device of a deep extractor: auto, cpu, cuda, cuda:N, mps."
 )
@@ -144,6 +149,7 @@ def extract_command(
     batch_size: int,
     cache_dir: Path | None,
     backend: str | None,
+    scheduler: str | None,
     device: str | None,
     fit_data: str | None,
     fit_split: str | None,
@@ -176,6 +182,7 @@ def extract_command(
         batch_size=batch_size,
         cache_dir=cache_dir,
         backend=backend,
+        scheduler=scheduler,
         progress=False if quiet else None,
     )
     features.save(out)

@@ -70,6 +70,7 @@ def extract(
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | os.PathLike | None = None,
     backend: str | None = None,
+    scheduler: Any = None,
     progress: bool | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> FeatureSet:
@@ -95,7 +96,12 @@ def extract(
     backend : str, optional
         joblib backend ("loky", "threading", "multiprocessing", ...). None uses joblib's
         current one (loky, unless a ``joblib.parallel_config`` context says otherwise).
-        Not used by batched extractors, which use torch's DataLoader.
+        Not used by batched extractors, which use torch's DataLoader. ``"dask"`` runs each
+        chunk as a task on a Dask cluster, batched extractors included (on the workers'
+        GPUs when they have them); see :mod:`featkit.distributed`.
+    scheduler : str or distributed.Client, optional
+        With ``backend="dask"``: the scheduler's address (``tcp://host:8786``) or a Client;
+        None uses the current default Client.
     progress : bool, optional
         Show a progress bar; by default only on a terminal.
     on_chunk : callable, optional
@@ -105,7 +111,7 @@ def extract(
     if isinstance(extractor, str):
         extractor = create_extractor(extractor)
     dataset = _as_dataset(data)
-    _validate_engine_args(n_jobs, batch_size, backend)
+    _validate_engine_args(n_jobs, batch_size, backend, scheduler)
     extractor.validate_params()
     extractor._check_fitted()
     config = extractor.config
@@ -138,7 +144,14 @@ def extract(
         n_rows = 0
         extraction_errors: dict[int, str] = {}  # position -> why the extractor failed on it
         notes: dict[str, int] = {}
-        runs = _run_chunks(extractor, dataset, chunks, n_workers, backend, n_jobs is None, engine)
+        if backend == "dask":
+            from featkit.distributed import run_chunks
+
+            runs = run_chunks(_extract_chunk, extractor, dataset.items, chunks, scheduler, engine)
+        else:
+            runs = _run_chunks(
+                extractor, dataset, chunks, n_workers, backend, n_jobs is None, engine
+            )
         # closing: an error here must stop DataLoader workers and restore thread settings.
         with contextlib.closing(runs):
             for chunk in runs:
@@ -189,7 +202,7 @@ def extract(
     return fs
 
 
-def _validate_engine_args(n_jobs: Any, batch_size: Any, backend: Any) -> None:
+def _validate_engine_args(n_jobs: Any, batch_size: Any, backend: Any, scheduler: Any) -> None:
     """Check the engine's own arguments before any work starts."""
     from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
 
@@ -203,6 +216,10 @@ def _validate_engine_args(n_jobs: Any, batch_size: Any, backend: Any) -> None:
     if backend is not None and backend not in known:
         raise InvalidParameterError(
             f"unknown joblib backend {backend!r}; known backends: {', '.join(known)}"
+        )
+    if scheduler is not None and backend != "dask":
+        raise InvalidParameterError(
+            f"scheduler={scheduler!r} is for backend='dask' (backend is {backend!r})"
         )
 
 
