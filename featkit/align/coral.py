@@ -22,6 +22,7 @@ from featkit.align._linalg import Backend, make_backend
 from featkit.align.base import Aligner
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool, check_float
+from featkit.stats import RunningMoments
 
 __all__ = ["CORAL", "COVARIANCES"]
 
@@ -119,14 +120,48 @@ class CORAL(Aligner):
         else:
             mean_s, cov_s, self.shrinkage_source_ = self._covariance(be, be.asarray(Xs))
             mean_t, cov_t, self.shrinkage_target_ = self._covariance(be, be.asarray(Xt))
-            eye = be.eye(d)
-            A = be.spd_power(cov_s + self.reg * eye, -0.5) @ be.spd_power(
-                cov_t + self.reg * eye, 0.5
-            )
-            self._matrix = be.to_numpy(A)
+            self._set_full_rank(be, cov_s, cov_t)
         self.mean_source_ = be.to_numpy(mean_s)
         self.mean_target_ = be.to_numpy(mean_t)
         self.n_features_out_ = d
+
+    def fit_moments(self, source: RunningMoments, target: RunningMoments) -> CORAL:
+        """Fit from each domain's mean and covariance accumulated batch by batch
+        (:func:`featkit.stats.moments` over a :class:`~featkit.store.ShardStore`), for
+        domains larger than memory: the same alignment as ``fit_domains`` on the full
+        arrays. Ledoit-Wolf shrinkage needs the rows themselves and is refused."""
+        be = self._check_params()
+        name = type(self).__name__
+        if self.covariance == "ledoit-wolf":
+            raise InvalidParameterError(
+                f"{name}: covariance='ledoit-wolf' needs the rows; use 'sample', "
+                "'empirical' or a fixed shrinkage with fit_moments"
+            )
+        if source.dim != target.dim:
+            raise InvalidParameterError(
+                f"{name}: source moments of {source.dim} features, target of {target.dim}"
+            )
+        for role, stats in (("source", source), ("target", target)):
+            if stats.n < 2:
+                raise InvalidParameterError(f"{name}: the {role} has {stats.n} row; need 2")
+        ddof = 1 if self.covariance == "sample" else 0
+        shrinkage = 0.0 if isinstance(self.covariance, str) else float(self.covariance)
+        cov_s, cov_t = (
+            _shrink(be, be.asarray(stats.covariance(ddof)), shrinkage) for stats in (source, target)
+        )
+        self._factors = None
+        self._set_full_rank(be, cov_s, cov_t)
+        self.shrinkage_source_ = self.shrinkage_target_ = shrinkage
+        self.mean_source_ = source.mean.astype(self.dtype)
+        self.mean_target_ = target.mean.astype(self.dtype)
+        self.n_features_in_ = self.n_features_out_ = source.dim
+        return self
+
+    def _set_full_rank(self, be: Backend, cov_s: Any, cov_t: Any) -> None:
+        """``A = (Cs + reg I)^(-1/2) (Ct + reg I)^(1/2)`` as an explicit matrix."""
+        eye = be.eye(cov_s.shape[0])
+        A = be.spd_power(cov_s + self.reg * eye, -0.5) @ be.spd_power(cov_t + self.reg * eye, 0.5)
+        self._matrix = be.to_numpy(A)
 
     @property
     def transform_matrix_(self) -> np.ndarray:
@@ -169,7 +204,7 @@ class CORAL(Aligner):
 
     def _covariance(self, be: Backend, X: Any) -> tuple[Any, Any, float]:
         """``(mean, covariance, shrinkage)`` of one domain, by ``self.covariance``."""
-        n, d = X.shape
+        n = X.shape[0]
         ddof = 1 if self.covariance == "sample" else 0
         mean, cov = be.covariance(X, ddof=ddof)
         if isinstance(self.covariance, str) and self.covariance != "ledoit-wolf":
@@ -183,8 +218,7 @@ class CORAL(Aligner):
             shrinkage = _ledoit_wolf_shrinkage(float((Z2.sum(1) ** 2).sum()), corr, n)
         else:
             shrinkage, corr, scale = float(self.covariance), cov, None
-        mu = float(corr.diagonal().sum()) / d
-        shrunk = (1.0 - shrinkage) * corr + shrinkage * mu * be.eye(d)
+        shrunk = _shrink(be, corr, shrinkage)
         if scale is not None:
             shrunk = shrunk * scale[:, None] * scale[None, :]
         return mean, shrunk, shrinkage
@@ -198,6 +232,14 @@ class CORAL(Aligner):
         if self.center:
             X -= self.mean_target_
         return X
+
+
+def _shrink(be: Backend, cov: Any, shrinkage: float) -> Any:
+    """``(1 - shrinkage) C + shrinkage trace(C) / d I``."""
+    if shrinkage == 0:
+        return cov
+    mu = float(cov.diagonal().sum()) / cov.shape[0]
+    return (1.0 - shrinkage) * cov + shrinkage * mu * be.eye(cov.shape[0])
 
 
 def _ledoit_wolf_shrinkage(sum_sq_norms: float, emp_cov: Any, n: int) -> float:

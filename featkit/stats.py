@@ -1,0 +1,56 @@
+"""Mean and covariance accumulated batch by batch, for data that does not fit in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from featkit.exceptions import InvalidParameterError
+
+__all__ = ["RunningMoments", "moments"]
+
+
+class RunningMoments:
+    """Count, mean and scatter matrix of rows seen so far, merged per batch in float64
+    (Chan, Golub & LeVeque's pairwise update: no sum of squares that cancels)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = int(dim)
+        self.n = 0
+        self.mean = np.zeros(self.dim)
+        self.scatter = np.zeros((self.dim, self.dim))  # sum of (x - mean)(x - mean)'
+
+    def update(self, X: np.ndarray) -> RunningMoments:
+        """Add the rows of ``X`` (n, dim)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.dim:
+            raise InvalidParameterError(
+                f"update needs rows of shape (n, {self.dim}), got {X.shape}"
+            )
+        m = len(X)
+        if m == 0:
+            return self
+        batch_mean = X.mean(axis=0)
+        centred = X - batch_mean
+        batch_scatter = centred.T @ centred
+        delta = batch_mean - self.mean
+        total = self.n + m
+        self.scatter += batch_scatter + np.outer(delta, delta) * (self.n * m / total)
+        self.mean += delta * (m / total)
+        self.n = total
+        return self
+
+    def covariance(self, ddof: int = 1) -> np.ndarray:
+        """The covariance matrix (``ddof=1``: the sample covariance, as ``np.cov``)."""
+        if self.n <= ddof:
+            raise InvalidParameterError(f"covariance needs more than {ddof} rows, got {self.n}")
+        return self.scatter / (self.n - ddof)
+
+
+def moments(batches: Iterable[np.ndarray], dim: int) -> RunningMoments:
+    """RunningMoments over every batch of rows (a ShardStore's rows, chunk by chunk)."""
+    running = RunningMoments(dim)
+    for X in batches:
+        running.update(X)
+    return running

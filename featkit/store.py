@@ -1,0 +1,182 @@
+"""A sharded, appendable feature store for feature sets larger than memory.
+
+A store is a folder of shards, each ``shard-NNNNN.npy`` (float32 rows, read memory-mapped)
+with ``shard-NNNNN.labels.npy`` (int64) and ``shard-NNNNN.ids.json``, listed in
+``manifest.json`` with their row counts. A shard is written first and the manifest, the
+commit marker, is replaced atomically after it: a crash mid-append leaves the store as it
+was before that append.
+
+>>> store = ShardStore.create("feats.store", dim=128)          # doctest: +SKIP
+>>> store.append(X_chunk, y_chunk, ids_chunk)                   # doctest: +SKIP
+>>> for X, y in store.batches(): ...                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featkit.exceptions import FeatkitError, InvalidParameterError
+
+__all__ = ["ShardStore"]
+
+MANIFEST = "manifest.json"
+FORMAT = "featkit-shards-v1"
+
+
+class ShardStore:
+    """Feature rows in float32 shards on disk, with labels and ids; open with
+    ``ShardStore(path)``, make with :meth:`create` or :meth:`from_featureset`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        manifest = self.path / MANIFEST
+        if not manifest.is_file():
+            raise FeatkitError(f"{self.path} is not a feature store (no {MANIFEST})")
+        self._manifest = json.loads(manifest.read_text())
+        if self._manifest.get("format") != FORMAT:
+            raise FeatkitError(f"{manifest}: unknown format {self._manifest.get('format')!r}")
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        dim: int,
+        class_names: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> ShardStore:
+        """An empty store of ``dim``-dimensional rows in a new (or empty) folder."""
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise InvalidParameterError(f"dim must be a positive int, got {dim!r}")
+        root = Path(path)
+        if root.exists() and any(root.iterdir()):
+            raise FeatkitError(f"{root} exists and is not empty; open it with ShardStore(path)")
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "dim": int(dim),
+            "class_names": list(class_names),
+            "metadata": metadata or {},
+            "shards": [],
+        }
+        _write_json_atomic(root / MANIFEST, manifest)
+        return cls(root)
+
+    @classmethod
+    def from_featureset(
+        cls, features: Any, path: str | os.PathLike, shard_rows: int = 100_000
+    ) -> ShardStore:
+        """A store holding a FeatureSet's rows, labels and ids, ``shard_rows`` per shard."""
+        store = cls.create(
+            path, features.X.shape[1], features.class_names, {"provenance": features.provenance}
+        )
+        for start in range(0, len(features.X), shard_rows):
+            stop = start + shard_rows
+            store.append(features.X[start:stop], features.y[start:stop], features.ids[start:stop])
+        return store
+
+    # -- what it holds ----------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Length of one row."""
+        return int(self._manifest["dim"])
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the label values."""
+        return list(self._manifest["class_names"])
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shards."""
+        return len(self._manifest["shards"])
+
+    def __len__(self) -> int:
+        return sum(s["rows"] for s in self._manifest["shards"])
+
+    def __repr__(self) -> str:
+        rows, shards = len(self), self.n_shards
+        return f"ShardStore({str(self.path)!r}, rows={rows}, dim={self.dim}, shards={shards})"
+
+    # -- writing ----------------------------------------------------------------------------
+    def append(
+        self, X: np.ndarray, y: np.ndarray | None = None, ids: Sequence[Any] | None = None
+    ) -> None:
+        """Add rows as one new shard (labels -1 and ids ``shard/row`` when not given)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.dim:
+            raise InvalidParameterError(
+                f"append needs rows of shape (n, {self.dim}), got {X.shape}"
+            )
+        if not np.isfinite(X).all():
+            raise InvalidParameterError("append: the rows hold NaN or inf")
+        n = len(X)
+        y = np.full(n, -1, np.int64) if y is None else np.asarray(y, dtype=np.int64).reshape(-1)
+        k = self.n_shards
+        ids = [f"{k}/{i}" for i in range(n)] if ids is None else [str(i) for i in ids]
+        if len(y) != n or len(ids) != n:
+            raise InvalidParameterError(f"append: {n} rows but {len(y)} labels and {len(ids)} ids")
+        name = f"shard-{k:05d}"
+        # Shard files first, then the manifest: a crash in between leaves an unlisted shard,
+        # which the next append overwrites.
+        _save_npy_atomic(self.path / f"{name}.npy", X)
+        _save_npy_atomic(self.path / f"{name}.labels.npy", y)
+        _write_json_atomic(self.path / f"{name}.ids.json", {"ids": ids})
+        manifest = dict(self._manifest)
+        manifest["shards"] = [*self._manifest["shards"], {"name": name, "rows": n}]
+        _write_json_atomic(self.path / MANIFEST, manifest)
+        self._manifest = manifest
+
+    # -- reading ----------------------------------------------------------------------------
+    def shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, labels) of shard ``k``; the rows are memory-mapped, read-only."""
+        entry = self._manifest["shards"][k]
+        X = np.load(self.path / f"{entry['name']}.npy", mmap_mode="r")
+        y = np.load(self.path / f"{entry['name']}.labels.npy")
+        if X.shape != (entry["rows"], self.dim) or len(y) != entry["rows"]:
+            raise FeatkitError(f"{self.path}: shard {entry['name']} does not match the manifest")
+        return X, y
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, labels) of each shard in turn: one shard in memory at a time."""
+        for k in range(self.n_shards):
+            yield self.shard(k)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Row ids, in row order."""
+        ids = []
+        for entry in self._manifest["shards"]:
+            ids += json.loads((self.path / f"{entry['name']}.ids.json").read_text())["ids"]
+        return np.asarray(ids, dtype=object)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The rows at the given global positions (a sample for training an index), float32."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise InvalidParameterError(f"take: positions must be in 0..{len(self) - 1}")
+        starts = np.cumsum([0] + [s["rows"] for s in self._manifest["shards"]])
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        owner = np.searchsorted(starts, rows, side="right") - 1
+        for k in np.unique(owner):
+            mask = owner == k
+            X, _ = self.shard(int(k))
+            out[mask] = X[rows[mask] - starts[k]]
+        return out
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)

@@ -1,0 +1,114 @@
+"""ShardStore (sharded, memory-mapped, appendable feature rows) and RunningMoments
+(covariance accumulated shard by shard), checked against numpy on the whole array."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import featkit
+from featkit import store as store_module
+from featkit.features import FeatureSet
+from featkit.stats import RunningMoments, moments
+from featkit.store import ShardStore
+
+
+@pytest.fixture
+def features() -> FeatureSet:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1050, 16)).astype(np.float32)
+    y = rng.integers(0, 3, 1050)
+    return FeatureSet(
+        X=X,
+        y=y,
+        ids=np.asarray([f"img{i}" for i in range(1050)], dtype=object),
+        class_names=["a", "b", "c"],
+    )
+
+
+def test_round_trip_in_memory_mapped_shards(features, tmp_path):
+    store = ShardStore.from_featureset(features, tmp_path / "s", shard_rows=400)
+    again = ShardStore(tmp_path / "s")
+    assert (len(again), again.dim, again.n_shards) == (1050, 16, 3)
+    assert again.class_names == ["a", "b", "c"]
+    shards = list(again.batches())
+    assert all(isinstance(X, np.memmap) for X, _ in shards)
+    assert [len(X) for X, _ in shards] == [400, 400, 250]
+    np.testing.assert_array_equal(np.concatenate([X for X, _ in shards]), features.X)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in shards]), features.y)
+    assert again.ids.tolist() == features.ids.tolist()
+    assert repr(store) == f"ShardStore({str(tmp_path / 's')!r}, rows=1050, dim=16, shards=3)"
+
+
+def test_append_and_take(features, tmp_path):
+    store = ShardStore.create(tmp_path / "s", dim=16)
+    store.append(features.X[:10])
+    store.append(features.X[10:25], features.y[10:25], features.ids[10:25])
+    reopened = ShardStore(tmp_path / "s")
+    assert len(reopened) == 25
+    assert reopened.ids.tolist()[:2] == ["0/0", "0/1"] and reopened.ids[10] == "img10"
+    positions = np.array([24, 0, 9, 10, 17])
+    np.testing.assert_array_equal(reopened.take(positions), features.X[positions])
+    with pytest.raises(featkit.InvalidParameterError, match=r"0\.\.24"):
+        reopened.take([25])
+
+
+def test_bad_input_is_refused_with_a_reason(features, tmp_path):
+    store = ShardStore.create(tmp_path / "s", dim=16)
+    with pytest.raises(featkit.InvalidParameterError, match=r"shape \(n, 16\)"):
+        store.append(features.X[:, :8])
+    with pytest.raises(featkit.InvalidParameterError, match="NaN"):
+        store.append(np.full((2, 16), np.nan))
+    with pytest.raises(featkit.InvalidParameterError, match="3 labels"):
+        store.append(features.X[:2], features.y[:3])
+    with pytest.raises(featkit.FeatkitError, match="not empty"):
+        ShardStore.create(tmp_path / "s", dim=16)
+    with pytest.raises(featkit.FeatkitError, match="not a feature store"):
+        ShardStore(tmp_path)
+    with pytest.raises(featkit.InvalidParameterError, match="dim"):
+        ShardStore.create(tmp_path / "t", dim=0)
+
+
+def test_a_crash_during_append_leaves_the_store_as_it_was(features, tmp_path, monkeypatch):
+    store = ShardStore.create(tmp_path / "s", dim=16)
+    store.append(features.X[:10])
+    real = store_module._write_json_atomic
+
+    def crash_on_manifest(path, data):
+        if path.name == store_module.MANIFEST:
+            raise OSError("disk full")
+        real(path, data)
+
+    monkeypatch.setattr(store_module, "_write_json_atomic", crash_on_manifest)
+    with pytest.raises(OSError):
+        store.append(features.X[10:20])  # shard files written, manifest not
+    monkeypatch.undo()
+    reopened = ShardStore(tmp_path / "s")
+    assert len(reopened) == 10 and reopened.n_shards == 1
+    reopened.append(features.X[20:30])  # reuses the unlisted shard's name
+    np.testing.assert_array_equal(reopened.shard(1)[0], features.X[20:30])
+
+
+def test_running_moments_equal_numpy_on_the_whole_array():
+    rng = np.random.default_rng(1)
+    # A large common offset: a sum-of-squares formula would lose most digits here.
+    X = rng.normal(size=(2000, 12)) @ rng.normal(size=(12, 12)) + 1e4
+    cuts = [0, 1, 7, 300, 301, 1500, 2000]
+    running = moments((X[a:b] for a, b in itertools.pairwise(cuts)), dim=12)
+    assert running.n == 2000
+    np.testing.assert_allclose(running.mean, X.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(running.covariance(), np.cov(X, rowvar=False), rtol=1e-9)
+    np.testing.assert_allclose(
+        running.covariance(ddof=0), np.cov(X, rowvar=False, bias=True), rtol=1e-9
+    )
+    with pytest.raises(featkit.InvalidParameterError, match="more than 1 rows"):
+        RunningMoments(3).update(np.ones((1, 3))).covariance()
+
+
+def test_moments_stream_over_a_store(features, tmp_path):
+    store = ShardStore.from_featureset(features, tmp_path / "s", shard_rows=128)
+    running = moments((X for X, _ in store.batches()), store.dim)
+    X = features.X.astype(np.float64)
+    np.testing.assert_allclose(running.covariance(), np.cov(X, rowvar=False), rtol=1e-10)
