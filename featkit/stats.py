@@ -10,6 +10,10 @@ from featkit.exceptions import InvalidParameterError
 
 __all__ = ["RunningMoments", "moments"]
 
+#: Rows converted to float64 at a time: 16 MB of copies at 128 dimensions, whatever the
+#: size of the batch (a memory-mapped shard is paged in block by block).
+BLOCK_ROWS = 16_384
+
 
 class RunningMoments:
     """Count, mean and scatter matrix of rows seen so far, merged per batch in float64
@@ -22,15 +26,17 @@ class RunningMoments:
         self.scatter = np.zeros((self.dim, self.dim))  # sum of (x - mean)(x - mean)'
 
     def update(self, X: np.ndarray) -> RunningMoments:
-        """Add the rows of ``X`` (n, dim)."""
-        X = np.asarray(X, dtype=np.float64)
+        """Add the rows of ``X`` (n, dim); a memory-mapped array is read block by block."""
         if X.ndim != 2 or X.shape[1] != self.dim:
             raise InvalidParameterError(
                 f"update needs rows of shape (n, {self.dim}), got {X.shape}"
             )
+        for start in range(0, len(X), BLOCK_ROWS):
+            self._merge(np.asarray(X[start : start + BLOCK_ROWS], dtype=np.float64))
+        return self
+
+    def _merge(self, X: np.ndarray) -> None:
         m = len(X)
-        if m == 0:
-            return self
         batch_mean = X.mean(axis=0)
         centred = X - batch_mean
         batch_scatter = centred.T @ centred
@@ -39,7 +45,6 @@ class RunningMoments:
         self.scatter += batch_scatter + np.outer(delta, delta) * (self.n * m / total)
         self.mean += delta * (m / total)
         self.n = total
-        return self
 
     def covariance(self, ddof: int = 1) -> np.ndarray:
         """The covariance matrix (``ddof=1``: the sample covariance, as ``np.cov``)."""

@@ -112,3 +112,60 @@ def test_moments_stream_over_a_store(features, tmp_path):
     running = moments((X for X, _ in store.batches()), store.dim)
     X = features.X.astype(np.float64)
     np.testing.assert_allclose(running.covariance(), np.cov(X, rowvar=False), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance", ["sample", "empirical", 0.3])
+def test_coral_fitted_from_streamed_moments_equals_coral_on_the_arrays(tmp_path, covariance):
+    """Two domains in shard stores, their moments accumulated shard by shard: CORAL's
+    alignment equals the one fitted on the whole arrays."""
+    from featkit.align import CORAL
+
+    rng = np.random.default_rng(2)
+    Xs = rng.normal(size=(900, 20)) @ rng.normal(size=(20, 20))
+    Xt = rng.normal(size=(700, 20)) * rng.uniform(0.5, 3, 20) + 5
+    stores = []
+    for name, X in (("s", Xs), ("t", Xt)):
+        fs = FeatureSet(
+            X=X.astype(np.float32),
+            y=np.zeros(len(X), int),
+            ids=np.arange(len(X)).astype(str).astype(object),
+            class_names=["x"],
+        )
+        stores.append(ShardStore.from_featureset(fs, tmp_path / name, shard_rows=256))
+    streamed = [moments((X for X, _ in st.batches()), 20) for st in stores]
+    Xs32, Xt32 = Xs.astype(np.float32), Xt.astype(np.float32)
+    kw = {"covariance": covariance, "dtype": "float64"}
+    whole = CORAL(**kw).fit_domains(Xs32, Xt32)
+    piecewise = CORAL(**kw).fit_moments(*streamed)
+    np.testing.assert_allclose(
+        piecewise.transform_matrix_, whole.transform_matrix_, rtol=1e-8, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        piecewise.transform_source(Xs32), whole.transform_source(Xs32), rtol=1e-8, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        piecewise.transform_target(Xt32), whole.transform_target(Xt32), atol=1e-8
+    )
+
+
+def test_coral_from_moments_refuses_what_needs_the_rows():
+    from featkit.align import CORAL
+
+    a, b = RunningMoments(3).update(np.eye(3)), RunningMoments(4).update(np.eye(4))
+    with pytest.raises(featkit.InvalidParameterError, match="needs the rows"):
+        CORAL(covariance="ledoit-wolf").fit_moments(a, a)
+    with pytest.raises(featkit.InvalidParameterError, match="3 features, target of 4"):
+        CORAL().fit_moments(a, b)
+    with pytest.raises(featkit.InvalidParameterError, match="has 1 row"):
+        CORAL().fit_moments(a, RunningMoments(3).update(np.ones((1, 3))))
+
+
+def test_a_large_batch_is_merged_block_by_block(monkeypatch):
+    """update() converts at most BLOCK_ROWS rows to float64 at a time, with the same result."""
+    from featkit import stats
+
+    monkeypatch.setattr(stats, "BLOCK_ROWS", 7)
+    X = np.random.default_rng(3).normal(size=(100, 5)) * 3 + 2
+    running = RunningMoments(5).update(X)
+    np.testing.assert_allclose(running.covariance(), np.cov(X, rowvar=False), rtol=1e-12)
+    np.testing.assert_allclose(running.mean, X.mean(axis=0), rtol=1e-12)
