@@ -275,6 +275,54 @@ class FeatureIndex:
         index.add(X, ids=ids, labels=labels)
         return index
 
+    @classmethod
+    def from_store(
+        cls,
+        store: Any,
+        factory: str = "Flat",
+        metric: str = "cosine",
+        *,
+        train_size: int = 100_000,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> FeatureIndex:
+        """An index of a :class:`~featkit.store.ShardStore` larger than memory: trained on
+        ``train_size`` rows drawn at random (seeded), then filled shard by shard."""
+        check_int("FeatureIndex.from_store", "train_size", train_size, low=1)
+        index = cls(store.dim, factory, metric, class_names=store.class_names, **kwargs)
+        if not index._index.is_trained:
+            rng = np.random.default_rng(seed)
+            picked = np.sort(rng.choice(len(store), min(train_size, len(store)), replace=False))
+            index.train(store.take(picked))
+        ids = store.ids
+        start = 0
+        for X, y in store.batches():
+            index.add(X, ids=ids[start : start + len(X)], labels=y)
+            start += len(X)
+        return index
+
+    def exact_search_store(self, X: Any, store: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k-nearest rows of a ShardStore (global row numbers), one shard in memory at
+        a time: the reference for the recall of an index built :meth:`from_store`."""
+        best_scores = best_rows = None
+        offset = 0
+        for shard, _ in store.batches():
+            scores, rows = self.exact_search(X, shard, min(k, len(shard)))
+            rows = np.where(rows >= 0, rows + offset, -1)
+            offset += len(shard)
+            if best_scores is None:
+                best_scores, best_rows = scores, rows
+                continue
+            scores = np.concatenate([best_scores, scores], axis=1)
+            rows = np.concatenate([best_rows, rows], axis=1)
+            # Cosine scores are similarities (higher first); l2 scores are distances.
+            order = np.argsort(
+                -scores if self.metric == "cosine" else scores, axis=1, kind="stable"
+            )[:, :k]
+            best_scores = np.take_along_axis(scores, order, axis=1)
+            best_rows = np.take_along_axis(rows, order, axis=1)
+        return best_scores, best_rows
+
     def train(self, X: Any) -> FeatureIndex:
         """Train the index (IVF centroids, PQ codebooks) on rows ``X``; no-op for Flat/HNSW."""
         if self._index.is_trained:
