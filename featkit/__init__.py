@@ -9,7 +9,7 @@
 
 from featkit._version import __version__
 from featkit.data import Dataset, list_datasets, load_dataset
-from featkit.engine import extract
+from featkit.engine import extract, extract_to_store
 from featkit.exceptions import (
     CacheError,
     DatasetError,
@@ -30,6 +30,7 @@ from featkit.registry import (
     list_extractors,
     register_extractor,
 )
+from featkit.store import ShardStore
 
 __all__ = [
     "CacheError",
@@ -44,12 +45,14 @@ __all__ = [
     "InputSpec",
     "InvalidParameterError",
     "PluginLoadError",
+    "ShardStore",
     "__version__",
     "broken_plugins",
     "build_index",
     "create_extractor",
     "describe_extractor",
     "extract",
+    "extract_to_store",
     "list_datasets",
     "list_extractors",
     "load_dataset",

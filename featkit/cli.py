@@ -11,6 +11,7 @@ import ast
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,18 @@ def describe_command(name: str, as_json: bool) -> None:
 )
 @click.option("--fit-data", default=None, help="Images to fit a learning extractor on.")
 @click.option("--fit-split", default=None, help="Split of DATA to fit a learning extractor on.")
+@click.option(
+    "--store",
+    "as_store",
+    is_flag=True,
+    help="Write OUT as a sharded feature store (larger than memory; a re-run resumes).",
+)
+@click.option(
+    "--shard-images",
+    default=50_000,
+    show_default=True,
+    help="With --store: images per shard (the unit of resuming).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when any image could not be used.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def extract_command(
@@ -153,20 +166,24 @@ def extract_command(
     device: str | None,
     fit_data: str | None,
     fit_split: str | None,
+    as_store: bool,
+    shard_images: int,
     strict: bool,
     quiet: bool,
 ) -> None:
-    """Extract features of every image in DATA and save them as a FeatureSet in OUT.
+    """Extract features of every image in DATA and save them as a FeatureSet in OUT (or,
+    with --store, as a sharded feature store).
 
     Extractors that learn from images (codebooks) are fitted first: on --fit-data, on
     --fit-split of DATA, or on DATA's own 'train' split.
     """
     from featkit.data import load_dataset
-    from featkit.engine import extract
+    from featkit.engine import extract, extract_to_store
     from featkit.features import check_output_folder
     from featkit.registry import create_extractor
 
-    check_output_folder(out.expanduser())  # fail now, not after the extraction
+    if not as_store:
+        check_output_folder(out.expanduser())  # fail now, not after the extraction
     extractor_params = parse_params(params)
     if device is not None:
         extractor_params["device"] = device  # an extractor without a device says so
@@ -175,16 +192,25 @@ def extract_command(
     dataset = full.select(domain=list(domain) or None, split=split) if domain or split else full
     if extractor.requires_fit:
         _fit_extractor(extractor, extractor_name, full, fit_data, fit_split, quiet)
-    features = extract(
-        extractor,
-        dataset,
-        n_jobs=n_jobs,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        backend=backend,
-        scheduler=scheduler,
-        progress=False if quiet else None,
-    )
+    engine = {
+        "n_jobs": n_jobs,
+        "batch_size": batch_size,
+        "cache_dir": cache_dir,
+        "backend": backend,
+        "scheduler": scheduler,
+        "progress": False if quiet else None,
+    }
+    if as_store:
+        started = time.perf_counter()
+        store = extract_to_store(extractor, dataset, out, shard_images=shard_images, **engine)
+        click.echo(
+            f"{extractor_name}: {len(store)} of {len(dataset)} images -> {store.dim}-d features "
+            f"in {store.n_shards} shards ({time.perf_counter() - started:.2f} s this run); "
+            f"feature store {out}"
+        )
+        _report_failed(store.failed, out / "shard-*.ids.json", strict)
+        return
+    features = extract(extractor, dataset, **engine)
     features.save(out)
     timing = features.provenance["timing"]
     cache = features.provenance.get("cache")
@@ -201,17 +227,20 @@ def extract_command(
             "zeros)",
             err=True,
         )
-    if features.failed:
-        click.echo(f"{len(features.failed)} image(s) could not be used:", err=True)
-        for f in features.failed[:10]:
-            click.echo(f"  {f['id']}: {f['reason']}", err=True)
-        if len(features.failed) > 10:
-            click.echo(
-                f"  ... and {len(features.failed) - 10} more (see {out / 'featureset.json'})",
-                err=True,
-            )
-        if strict:
-            sys.exit(EXIT_FAILED_IMAGES)
+    _report_failed(features.failed, out / "featureset.json", strict)
+
+
+def _report_failed(failed: list[dict[str, str]], where: Path, strict: bool) -> None:
+    """List the images that could not be used; with ``strict``, exit with an error."""
+    if not failed:
+        return
+    click.echo(f"{len(failed)} image(s) could not be used:", err=True)
+    for f in failed[:10]:
+        click.echo(f"  {f['id']}: {f['reason']}", err=True)
+    if len(failed) > 10:
+        click.echo(f"  ... and {len(failed) - 10} more (see {where})", err=True)
+    if strict:
+        sys.exit(EXIT_FAILED_IMAGES)
 
 
 def _fit_extractor(
@@ -603,7 +632,8 @@ def index_group() -> None:
     "--features",
     required=True,
     type=click.Path(path_type=Path),
-    help="A FeatureSet folder (from `featkit extract`) or .npz.",
+    help="A FeatureSet folder (from `featkit extract`) or .npz, or a feature store folder "
+    "(read shard by shard).",
 )
 @click.option(
     "--factory",
@@ -617,6 +647,21 @@ def index_group() -> None:
 @click.option("--ef-search", type=int, default=None, help="HNSW search depth.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("-k", "recall_k", default=10, show_default=True, help="k of the recall@k check.")
+@click.option(
+    "--queries",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Held-out query features (FeatureSet or store) for the recall check; "
+    "default: 1,000 indexed rows.",
+)
+@click.option(
+    "--train-size",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Rows of a store drawn to train IVF / PQ.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON.")
 def index_build_command(
     features: Path,
@@ -627,9 +672,13 @@ def index_build_command(
     ef_search: int | None,
     device: str,
     recall_k: int,
+    queries: Path | None,
+    train_size: int,
+    seed: int,
     as_json: bool,
 ) -> None:
-    """Index saved features; an approximate index reports recall@k against exact search."""
+    """Index saved features; report build time, size, peak memory and, for an approximate
+    index, recall@k against exact search."""
     from featkit.index import build_index
 
     index = build_index(
@@ -641,27 +690,29 @@ def index_build_command(
         ef_search=ef_search,
         device=device,
         recall_k=recall_k,
+        queries=queries,
+        train_size=train_size,
+        seed=seed,
     )
-    recall = index.stats.get("recall")
+    stats = index.stats
+    recall = stats.get("recall")
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "out": str(out),
-                    "factory": factory,
-                    "metric": metric,
-                    "n": index.ntotal,
-                    "recall": recall,
-                },
-                indent=2,
-            )
-        )
+        summary = {"out": str(out), "factory": factory, "metric": metric, "n": index.ntotal}
+        keys = ("build_seconds", "train_seconds", "add_seconds", "index_bytes", "peak_rss_bytes")
+        summary.update({key: stats.get(key) for key in keys})
+        click.echo(json.dumps({**summary, "device": index.device, "recall": recall}, indent=2))
         return
     click.echo(f"{index.ntotal} rows indexed with {factory!r} ({metric}); saved to {out}")
+    click.echo(
+        f"built in {stats['build_seconds']:.1f} s; index {stats['index_bytes'] / 2**20:,.1f} MB, "
+        f"peak memory of this process {stats['peak_rss_bytes'] / 2**20:,.0f} MB"
+    )
     if recall:
+        which = "held-out queries" if recall["held_out"] else "indexed rows as queries"
         click.echo(
             f"recall@{recall['k']} against exact search: {recall['recall_at_k']:.4f} "
-            f"({recall['queries']} queries)"
+            f"({recall['queries']} {which}); {recall['queries_per_second']:,.0f} queries/s, "
+            f"exact {recall['exact_queries_per_second']:,.0f} queries/s"
         )
 
 
@@ -706,6 +757,60 @@ def index_search_command(
         where = r["path"] or r["id"]
         label = f"  [{r['label']}]" if r["label"] is not None else ""
         click.echo(f"  {r['rank']:>3}  {r['score']:.4f}  {where}{label}")
+
+
+@index_group.command("evaluate")
+@click.option("-i", "--index", "index_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-f",
+    "--features",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Labelled test features: a FeatureSet folder or a feature store (streamed).",
+)
+@click.option("-k", "n_neighbors", default=20, show_default=True, help="Neighbours that vote.")
+@click.option(
+    "--weights",
+    type=click.Choice(["uniform", "distance", "similarity"]),
+    default=None,
+    help="Vote weights [default: similarity (DINO) for cosine, uniform for l2].",
+)
+@click.option("--nprobe", type=int, default=None, help="IVF lists visited per query.")
+@click.option("--ef-search", type=int, default=None, help="HNSW search depth.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def index_evaluate_command(
+    index_path: Path,
+    features: Path,
+    n_neighbors: int,
+    weights: str | None,
+    nprobe: int | None,
+    ef_search: int | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """k-NN accuracy of labelled test features voting among the indexed rows' labels."""
+    from featkit.evaluate.out_of_core import knn_scores
+    from featkit.index import FeatureIndex
+
+    index = FeatureIndex.load(index_path, device=device)
+    if nprobe is not None:
+        index.nprobe = nprobe
+    if ef_search is not None:
+        index.ef_search = ef_search
+    scores = knn_scores(index, features, n_neighbors=n_neighbors, weights=weights)
+    if as_json:
+        click.echo(json.dumps(scores, indent=2))
+        return
+    click.echo(
+        f"{scores['n_neighbors']}-NN ({scores['weights']} votes) of {scores['n_test']} test rows "
+        f"among {scores['n_train']} indexed rows ({scores['factory']!r}, {scores['metric']}):"
+    )
+    click.echo(
+        f"accuracy {scores['accuracy']:.4f}, balanced accuracy "
+        f"{scores['balanced_accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} "
+        f"({scores['seconds']:.1f} s)"
+    )
 
 
 def _split_list(value: str | None) -> list[str] | None:

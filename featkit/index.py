@@ -32,6 +32,8 @@ from featkit._version import __version__
 from featkit.exceptions import DatasetError, InvalidParameterError
 from featkit.extractors.params import check_int
 from featkit.features import FeatureSet
+from featkit.store import MANIFEST as STORE_MANIFEST
+from featkit.store import ShardStore
 
 __all__ = ["FeatureIndex", "build_index", "recall_at_k", "search_images"]
 
@@ -263,9 +265,7 @@ class FeatureIndex:
                 extractor=features.provenance.get("extractor"),
                 **kwargs,
             )
-            dataset = features.provenance.get("dataset")
-            if isinstance(dataset, dict):
-                index.dataset = {"name": dataset.get("name"), "root": dataset.get("root")}
+            index.dataset = _dataset_summary(features.provenance)
             index.add(features.X, ids=features.ids, labels=features.y)
             return index
         X = np.asarray(features)
@@ -289,16 +289,22 @@ class FeatureIndex:
         """An index of a :class:`~featkit.store.ShardStore` larger than memory: trained on
         ``train_size`` rows drawn at random (seeded), then filled shard by shard."""
         check_int("FeatureIndex.from_store", "train_size", train_size, low=1)
-        index = cls(store.dim, factory, metric, class_names=store.class_names, **kwargs)
+        provenance = store.metadata.get("provenance") or {}
+        index = cls(
+            store.dim,
+            factory,
+            metric,
+            class_names=store.class_names,
+            extractor=provenance.get("extractor"),
+            **kwargs,
+        )
+        index.dataset = _dataset_summary(provenance)
         if not index._index.is_trained:
             rng = np.random.default_rng(seed)
             picked = np.sort(rng.choice(len(store), min(train_size, len(store)), replace=False))
             index.train(store.take(picked))
-        ids = store.ids
-        start = 0
-        for X, y in store.batches():
-            index.add(X, ids=ids[start : start + len(X)], labels=y)
-            start += len(X)
+        for k, (X, y) in enumerate(store.batches()):
+            index.add(X, ids=store.shard_ids(k), labels=y)
         return index
 
     def exact_search_store(self, X: Any, store: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -346,7 +352,7 @@ class FeatureIndex:
         """Add rows ``X`` (training the index on them first if it is untrained), with their
         ids (default: row numbers) and integer labels (default: -1, none)."""
         X = prepare_vectors(X, self.metric, self.dim)
-        n0, n = len(self.ids), len(X)
+        n0, n = self._n_rows, len(X)
         ids_arr = np.asarray([str(i) for i in range(n0, n0 + n)] if ids is None else ids, str)
         labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
         if len(ids_arr) != n or len(labels_arr) != n:
@@ -360,9 +366,35 @@ class FeatureIndex:
         self.stats["add_seconds"] = round(
             self.stats.get("add_seconds", 0.0) + time.perf_counter() - start, 4
         )
-        self.ids = np.concatenate([self.ids, ids_arr])
-        self.labels = np.concatenate([self.labels, labels_arr])
+        # Kept in parts and joined when read: joining on every add is quadratic in the number
+        # of shards of a large store.
+        self._id_parts.append(ids_arr)
+        self._label_parts.append(labels_arr)
+        self._n_rows += n
         return self
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Id of each indexed row, in index order."""
+        if len(self._id_parts) != 1:
+            self._id_parts = [np.concatenate(self._id_parts or [np.zeros(0, dtype=str)])]
+        return self._id_parts[0]
+
+    @ids.setter
+    def ids(self, value: Any) -> None:
+        self._id_parts = [np.asarray(value, dtype=str)]
+        self._n_rows = len(self._id_parts[0])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Integer label of each indexed row (-1: none), in index order."""
+        if len(self._label_parts) != 1:
+            self._label_parts = [np.concatenate(self._label_parts or [np.zeros(0, np.int64)])]
+        return self._label_parts[0]
+
+    @labels.setter
+    def labels(self, value: Any) -> None:
+        self._label_parts = [np.asarray(value, dtype=np.int64)]
 
     # -- searching -------------------------------------------------------------------------------
     def search(self, X: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -628,6 +660,14 @@ class FeatureIndex:
 _KNOB_NAMES = {"nprobe": "nprobe", "efSearch": "ef_search"}
 
 
+def _dataset_summary(provenance: dict[str, Any]) -> dict[str, Any] | None:
+    """Name and root of the data set the features came from (to resolve image paths)."""
+    dataset = provenance.get("dataset")
+    if not isinstance(dataset, dict):
+        return None
+    return {"name": dataset.get("name"), "root": dataset.get("root")}
+
+
 def _is_flat(cpu_index: Any) -> bool:
     faiss = import_faiss()
     return isinstance(faiss.downcast_index(cpu_index), faiss.IndexFlat)
@@ -645,7 +685,7 @@ def _temp_beside(path: Path) -> Path:
 
 # -- what the command line calls --------------------------------------------------------------
 def build_index(
-    features: str | os.PathLike | FeatureSet,
+    features: str | os.PathLike | FeatureSet | ShardStore,
     factory: str = "Flat",
     out: str | os.PathLike | None = None,
     *,
@@ -654,36 +694,95 @@ def build_index(
     ef_search: int | None = None,
     device: str = "auto",
     recall_k: int = 10,
+    queries: str | os.PathLike | FeatureSet | ShardStore | np.ndarray | None = None,
+    train_size: int = 100_000,
     seed: int = 0,
 ) -> FeatureIndex:
-    """Index a saved FeatureSet (a folder or ``.npz``) or a FeatureSet; save it to ``out``.
+    """Index saved features (a FeatureSet folder or ``.npz``, or a :class:`ShardStore`
+    folder, streamed shard by shard) and save the index to ``out``.
 
-    For an approximate index, recall@``recall_k`` against exact search is measured on up to
-    1,000 indexed rows used as queries (seeded) and kept in ``index.stats["recall"]``.
+    An approximate index reports recall@``recall_k`` against exact search in
+    ``index.stats["recall"]``: on ``queries`` (held-out features: an array, FeatureSet or
+    store; up to 1,000 rows, seeded) or, without them, on 1,000 indexed rows. A store's index
+    is trained on ``train_size`` rows drawn with ``seed``. ``index.stats`` also records the
+    build time, the index size and the process's peak memory.
     """
-    fs = features if isinstance(features, FeatureSet) else FeatureSet.load(features)
-    if len(fs) == 0:
-        raise DatasetError("the FeatureSet has no rows to index")
-    index = FeatureIndex.from_features(
-        fs, factory, metric, nprobe=nprobe, ef_search=ef_search, device=device
-    )
+    started = time.perf_counter()
+    data = _open_features(features)
+    if len(data) == 0:
+        raise DatasetError("there are no feature rows to index")
+    knobs = {"nprobe": nprobe, "ef_search": ef_search, "device": device}
+    if isinstance(data, ShardStore):
+        index = FeatureIndex.from_store(
+            data, factory, metric, train_size=train_size, seed=seed, **knobs
+        )
+    else:
+        index = FeatureIndex.from_features(data, factory, metric, **knobs)
+    index.stats["build_seconds"] = round(time.perf_counter() - started, 4)
     if not index.is_exact:
-        rng = np.random.default_rng(seed)
-        picked = np.sort(rng.choice(len(fs), min(RECALL_QUERIES, len(fs)), replace=False))
-        k = min(recall_k, len(fs))
-        start = time.perf_counter()
-        value = index.recall_at_k(np.asarray(fs.X[picked]), k, database=fs.X)
-        index.stats["recall"] = {
-            "k": k,
-            "recall_at_k": round(value, 4),
-            "queries": len(picked),
-            "nprobe": index.nprobe,
-            "ef_search": index.ef_search,
-            "seconds": round(time.perf_counter() - start, 4),
-        }
+        index.stats["recall"] = _measure_recall(index, data, queries, recall_k, seed)
     if out is not None:
         index.save(out)
+        index.stats["index_bytes"] = Path(out).stat().st_size
+    index.stats["peak_rss_bytes"] = peak_rss_bytes()
     return index
+
+
+def _open_features(features: Any) -> FeatureSet | ShardStore:
+    if isinstance(features, (FeatureSet, ShardStore)):
+        return features
+    if (Path(features) / STORE_MANIFEST).is_file():
+        return ShardStore(features)
+    return FeatureSet.load(features)
+
+
+def _query_rows(queries: Any, seed: int) -> np.ndarray:
+    """Up to RECALL_QUERIES rows of held-out query features, drawn with ``seed``."""
+    if isinstance(queries, (str, os.PathLike)):
+        queries = _open_features(queries)
+    n = len(queries)
+    picked = np.sort(np.random.default_rng(seed).choice(n, min(RECALL_QUERIES, n), replace=False))
+    if isinstance(queries, ShardStore):
+        return queries.take(picked)
+    rows = queries.X if isinstance(queries, FeatureSet) else np.asarray(queries)
+    return np.asarray(rows[picked])
+
+
+def _measure_recall(
+    index: FeatureIndex, data: FeatureSet | ShardStore, queries: Any, k: int, seed: int
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    held_out = queries is not None
+    Q = _query_rows(data if queries is None else queries, seed)
+    k = min(k, len(data))
+    if isinstance(data, ShardStore):
+        _, truth = index.exact_search_store(Q, data, k)
+    else:
+        _, truth = index.exact_search(Q, data.X, k)
+    exact_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    _, found = index.search(Q, k)
+    search_seconds = time.perf_counter() - start
+    return {
+        "k": k,
+        "recall_at_k": round(recall_at_k(found, truth), 4),
+        "queries": len(Q),
+        "held_out": held_out,
+        "nprobe": index.nprobe,
+        "ef_search": index.ef_search,
+        "queries_per_second": round(len(Q) / max(search_seconds, 1e-9), 1),
+        "exact_queries_per_second": round(len(Q) / max(exact_seconds, 1e-9), 1),
+        "seconds": round(exact_seconds + search_seconds, 4),
+    }
+
+
+def peak_rss_bytes() -> int:
+    """The peak resident memory of this process so far (Linux and macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, kB else
 
 
 def search_images(

@@ -92,6 +92,11 @@ class ShardStore:
         return list(self._manifest["class_names"])
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """What the store was made from (``{"provenance": ...}`` of a FeatureSet)."""
+        return dict(self._manifest.get("metadata") or {})
+
+    @property
     def n_shards(self) -> int:
         """Number of shards."""
         return len(self._manifest["shards"])
@@ -105,9 +110,14 @@ class ShardStore:
 
     # -- writing ----------------------------------------------------------------------------
     def append(
-        self, X: np.ndarray, y: np.ndarray | None = None, ids: Sequence[Any] | None = None
+        self,
+        X: np.ndarray,
+        y: np.ndarray | None = None,
+        ids: Sequence[Any] | None = None,
+        failed: Sequence[dict[str, str]] = (),
     ) -> None:
-        """Add rows as one new shard (labels -1 and ids ``shard/row`` when not given)."""
+        """Add rows as one new shard (labels -1 and ids ``shard/row`` when not given), with
+        the images that could not be used for it (``{"id", "source", "reason"}`` each)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.dim:
             raise InvalidParameterError(
@@ -126,7 +136,7 @@ class ShardStore:
         # which the next append overwrites.
         _save_npy_atomic(self.path / f"{name}.npy", X)
         _save_npy_atomic(self.path / f"{name}.labels.npy", y)
-        _write_json_atomic(self.path / f"{name}.ids.json", {"ids": ids})
+        _write_json_atomic(self.path / f"{name}.ids.json", {"ids": ids, "failed": list(failed)})
         manifest = dict(self._manifest)
         manifest["shards"] = [*self._manifest["shards"], {"name": name, "rows": n}]
         _write_json_atomic(self.path / MANIFEST, manifest)
@@ -147,12 +157,26 @@ class ShardStore:
         for k in range(self.n_shards):
             yield self.shard(k)
 
+    def shard_ids(self, k: int) -> list[str]:
+        """Ids of the rows of shard ``k``."""
+        entry = self._manifest["shards"][k]
+        return json.loads((self.path / f"{entry['name']}.ids.json").read_text())["ids"]
+
+    @property
+    def failed(self) -> list[dict[str, str]]:
+        """The images that could not be used, with their reasons, over all shards."""
+        out: list[dict[str, str]] = []
+        for entry in self._manifest["shards"]:
+            path = self.path / f"{entry['name']}.ids.json"
+            out += json.loads(path.read_text()).get("failed", [])
+        return out
+
     @property
     def ids(self) -> np.ndarray:
-        """Row ids, in row order."""
-        ids = []
-        for entry in self._manifest["shards"]:
-            ids += json.loads((self.path / f"{entry['name']}.ids.json").read_text())["ids"]
+        """Row ids, in row order (all of them in memory: prefer :meth:`shard_ids`)."""
+        ids: list[str] = []
+        for k in range(self.n_shards):
+            ids += self.shard_ids(k)
         return np.asarray(ids, dtype=object)
 
     def take(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -178,5 +202,5 @@ def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
+    tmp.write_text(json.dumps(data, default=str))
     os.replace(tmp, path)

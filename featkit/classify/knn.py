@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_float, check_int
 from featkit.index import METRICS, FeatureIndex, resolve_device
+from featkit.store import ShardStore
 
 __all__ = ["FaissKNNClassifier"]
 
@@ -90,26 +91,67 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
         self._validate()
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
         check_classification_targets(y)
-        self.classes_, self._y = np.unique(y, return_inverse=True)
-        self.index_ = FeatureIndex(
+        index = FeatureIndex(
             X.shape[1],
             self.index,
             self.metric,
             device=self.device,
             batch_size=self.batch_size,
         )
-        self.index_.add(X)
-        self.n_neighbors_ = min(self.n_neighbors, len(X))
+        return self._set_index(index.add(X), y)
+
+    def fit_store(
+        self, store: ShardStore, *, train_size: int = 100_000, seed: int = 0
+    ) -> FaissKNNClassifier:
+        """Index the labelled rows of a :class:`~featkit.store.ShardStore` larger than
+        memory, shard by shard (an IVF / PQ index trains on ``train_size`` rows drawn with
+        ``seed``)."""
+        self._validate()
+        index = FeatureIndex.from_store(
+            store,
+            self.index,
+            self.metric,
+            train_size=train_size,
+            seed=seed,
+            device=self.device,
+            batch_size=self.batch_size,
+        )
+        return self.fit_index(index)
+
+    def fit_index(self, index: FeatureIndex) -> FaissKNNClassifier:
+        """Vote with a built :class:`~featkit.index.FeatureIndex` and the labels of its
+        rows (its factory and metric replace ``index`` and ``metric``)."""
+        self.index, self.metric = index.factory, index.metric
+        self._validate()
+        labels = index.labels
+        if len(labels) == 0 or (labels < 0).any():
+            raise InvalidParameterError(
+                f"k-NN needs labelled rows; the index has {len(labels)} rows, "
+                f"{int((labels < 0).sum())} of them unlabelled"
+            )
+        self.n_features_in_ = index.dim
+        return self._set_index(index, labels)
+
+    def _set_index(self, index: FeatureIndex, y: np.ndarray) -> FaissKNNClassifier:
+        self.classes_, self._y = np.unique(y, return_inverse=True)
+        self.index_ = index
+        n = index.ntotal
+        self.n_neighbors_ = min(self.n_neighbors, n)
         if self.n_neighbors_ < self.n_neighbors:
             # Few-shot training sets can be smaller than k (DINO's 20 > 1 shot x 10 classes);
             # scikit-learn raises at predict time, which would end a whole evaluation.
             warnings.warn(
-                f"{type(self).__name__}: n_neighbors={self.n_neighbors} but only {len(X)} "
-                f"training samples; all {len(X)} vote",
+                f"{type(self).__name__}: n_neighbors={self.n_neighbors} but only {n} "
+                f"training samples; all {n} vote",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return self
+
+    def predict_store(self, store: ShardStore) -> np.ndarray:
+        """Predicted labels of every row of a ShardStore, one shard in memory at a time."""
+        check_is_fitted(self, "index_")
+        return np.concatenate([self.predict(X) for X, _ in store.batches()] or [self.classes_[:0]])
 
     def kneighbors(
         self, X: Any, n_neighbors: int | None = None, return_distance: bool = True
