@@ -8,7 +8,7 @@ import numpy as np
 
 from featkit.exceptions import InvalidParameterError
 
-__all__ = ["RunningMoments", "moments"]
+__all__ = ["RunningMoments", "check_moments", "moments"]
 
 #: Rows converted to float64 at a time: 16 MB of copies at 128 dimensions, whatever the
 #: size of the batch (a memory-mapped shard is paged in block by block).
@@ -35,11 +35,27 @@ class RunningMoments:
             self._merge(np.asarray(X[start : start + BLOCK_ROWS], dtype=np.float64))
         return self
 
+    def merge(self, other: RunningMoments) -> RunningMoments:
+        """Add the rows another RunningMoments has seen (two domains pooled, say)."""
+        if other.dim != self.dim:
+            raise InvalidParameterError(f"cannot merge moments of {other.dim} and {self.dim} dims")
+        self._combine(other.n, other.mean, other.scatter)
+        return self
+
+    def copy(self) -> RunningMoments:
+        """An independent copy."""
+        out = RunningMoments(self.dim)
+        out._combine(self.n, self.mean, self.scatter)
+        return out
+
     def _merge(self, X: np.ndarray) -> None:
-        m = len(X)
         batch_mean = X.mean(axis=0)
         centred = X - batch_mean
-        batch_scatter = centred.T @ centred
+        self._combine(len(X), batch_mean, centred.T @ centred)
+
+    def _combine(self, m: int, batch_mean: np.ndarray, batch_scatter: np.ndarray) -> None:
+        if m == 0:
+            return
         delta = batch_mean - self.mean
         total = self.n + m
         self.scatter += batch_scatter + np.outer(delta, delta) * (self.n * m / total)
@@ -59,3 +75,14 @@ def moments(batches: Iterable[np.ndarray], dim: int) -> RunningMoments:
     for X in batches:
         running.update(X)
     return running
+
+
+def check_moments(owner: str, source: RunningMoments, target: RunningMoments) -> None:
+    """Refuse two domains' moments that cannot be aligned: other dims, or under 2 rows."""
+    if source.dim != target.dim:
+        raise InvalidParameterError(
+            f"{owner}: source moments of {source.dim} features, target of {target.dim}"
+        )
+    for role, stats in (("source", source), ("target", target)):
+        if stats.n < 2:
+            raise InvalidParameterError(f"{owner}: the {role} has {stats.n} row(s); need 2")

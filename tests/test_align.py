@@ -381,8 +381,11 @@ def test_rows_keep_their_order_and_domain():
         out = fitted.transform(X[order], sample_domain=sd[order])
         back = np.empty_like(out)
         back[order] = out
-        np.testing.assert_allclose(back[: len(Xs)], fitted.transform_source(Xs), atol=1e-9)
-        np.testing.assert_allclose(back[len(Xs) :], fitted.transform_target(Xt), atol=1e-9)
+        # float32 products (CORAL's default dtype) may round differently when the rows are
+        # batched otherwise (BLAS blocking follows the row count): 1e-6 relative, not bits.
+        tol = {"atol": 1e-9} if out.dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-5}
+        np.testing.assert_allclose(back[: len(Xs)], fitted.transform_source(Xs), **tol)
+        np.testing.assert_allclose(back[len(Xs) :], fitted.transform_target(Xt), **tol)
 
 
 def test_domains_inferred_from_masked_labels():

@@ -160,6 +160,76 @@ def test_coral_from_moments_refuses_what_needs_the_rows():
         CORAL().fit_moments(a, RunningMoments(3).update(np.ones((1, 3))))
 
 
+def _two_domains(seed=5, d=20):
+    """Source and target rows (float64) with different, strongly anisotropic covariances."""
+    rng = np.random.default_rng(seed)
+    Xs = rng.normal(size=(900, d)) * np.geomspace(8, 0.1, d) @ _rotation(rng, d) + 3
+    Xt = rng.normal(size=(700, d)) * np.geomspace(5, 0.2, d) @ _rotation(rng, d) - 1
+    return Xs, Xt
+
+
+def _rotation(rng, d):
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    return q
+
+
+def _streamed(X, rows=128):
+    return moments((X[i : i + rows] for i in range(0, len(X), rows)), X.shape[1])
+
+
+def test_merged_moments_equal_the_moments_of_both():
+    Xs, Xt = _two_domains()
+    source = _streamed(Xs)
+    pooled = source.copy().merge(_streamed(Xt))
+    both = np.concatenate([Xs, Xt])
+    np.testing.assert_allclose(pooled.mean, both.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(pooled.covariance(), np.cov(both, rowvar=False), rtol=1e-10)
+    assert source.n == len(Xs)  # the copy was merged, not the original
+    with pytest.raises(featkit.InvalidParameterError, match="merge"):
+        source.merge(RunningMoments(3))
+
+
+@pytest.mark.parametrize("n_components", [6, 0.9])
+def test_subspace_alignment_from_moments_equals_the_fit_on_the_arrays(n_components):
+    from featkit.align import SubspaceAlignment
+
+    Xs, Xt = _two_domains()
+    whole = SubspaceAlignment(n_components).fit_domains(Xs, Xt)
+    streamed = SubspaceAlignment(n_components).fit_moments(_streamed(Xs), _streamed(Xt))
+    assert streamed.n_components_ == whole.n_components_ and whole.n_components_ < 20
+    for name in ("components_source_", "components_target_", "alignment_matrix_"):
+        np.testing.assert_allclose(getattr(streamed, name), getattr(whole, name), atol=1e-9)
+    np.testing.assert_allclose(streamed.transform_source(Xs), whole.transform_source(Xs), atol=1e-8)
+    np.testing.assert_allclose(streamed.transform_target(Xt), whole.transform_target(Xt), atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("fit_on", "n_components", "whiten"),
+    [("both", 5, False), ("source", 0.95, True), ("target", 3, True)],
+)
+def test_shared_pca_from_moments_equals_sklearn_pca_on_the_rows(fit_on, n_components, whiten):
+    from sklearn.decomposition import PCA
+
+    from featkit.align import SharedPCA
+
+    Xs, Xt = _two_domains()
+    rows = {"source": Xs, "target": Xt, "both": np.concatenate([Xs, Xt])}[fit_on]
+    reference = PCA(n_components, whiten=whiten, svd_solver="full").fit(rows)
+    aligner = SharedPCA(n_components, whiten=whiten, fit_on=fit_on)
+    aligner.fit_moments(_streamed(Xs), _streamed(Xt))
+    assert aligner.pca_ is None and aligner.n_features_out_ == reference.n_components_
+    np.testing.assert_allclose(aligner.components_, reference.components_, atol=1e-9)
+    np.testing.assert_allclose(
+        aligner.explained_variance_ratio_, reference.explained_variance_ratio_, rtol=1e-9
+    )
+    np.testing.assert_allclose(aligner.transform_target(Xt), reference.transform(Xt), atol=1e-8)
+    # ... and the same as SharedPCA fitted on the arrays.
+    on_arrays = SharedPCA(n_components, whiten=whiten, fit_on=fit_on).fit_domains(Xs, Xt)
+    np.testing.assert_allclose(
+        aligner.transform_source(Xs), on_arrays.transform_source(Xs), atol=1e-6
+    )
+
+
 def test_a_large_batch_is_merged_block_by_block(monkeypatch):
     """update() converts at most BLOCK_ROWS rows to float64 at a time, with the same result."""
     from featkit import stats

@@ -119,18 +119,25 @@ class Backend:
         n, d = X.shape
         if n >= d:
             mean, C = self.covariance(X, ddof=1 if n > 1 else 0)
-            total = float(C.diagonal().sum())
-            w, V = self.eigh(C)
-            order = list(range(d - 1, d - 1 - n_components, -1))
-            V, variances = V[:, order], w[order]
-        else:
-            mean = X.mean(0)
-            _, S, Vt = self.svd(X - mean)
-            all_variances = S**2 / max(n - 1, 1)
-            total = float(all_variances.sum())
-            V, variances = Vt[:n_components].T, all_variances[:n_components]
+            return (mean, *self.directions_of_covariance(C, n_components))
+        mean = X.mean(0)
+        _, S, Vt = self.svd(X - mean)
+        all_variances = S**2 / max(n - 1, 1)
+        total = float(all_variances.sum())
+        V, variances = Vt[:n_components].T, all_variances[:n_components]
         V = V * self.argmax_abs_sign(V)
         return mean, V, self.clip_min(variances, 0.0), total
+
+    def directions_of_covariance(self, C: Any, n_components: int) -> tuple[Any, Any, float]:
+        """``(components (d, k), explained variances, total variance)`` of a covariance
+        matrix: its top eigenvectors as columns, signed as :meth:`principal_directions`."""
+        d = C.shape[0]
+        total = float(C.diagonal().sum())
+        w, V = self.eigh(C)
+        order = list(range(d - 1, d - 1 - n_components, -1))
+        V, variances = V[:, order], w[order]
+        V = V * self.argmax_abs_sign(V)
+        return V, self.clip_min(variances, 0.0), total
 
 
 def make_backend(backend: str, dtype: str, device: str, owner: str) -> Backend:

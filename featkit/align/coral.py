@@ -22,7 +22,7 @@ from featkit.align._linalg import Backend, make_backend
 from featkit.align.base import Aligner
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool, check_float
-from featkit.stats import RunningMoments
+from featkit.stats import RunningMoments, check_moments
 
 __all__ = ["CORAL", "COVARIANCES"]
 
@@ -137,13 +137,7 @@ class CORAL(Aligner):
                 f"{name}: covariance='ledoit-wolf' needs the rows; use 'sample', "
                 "'empirical' or a fixed shrinkage with fit_moments"
             )
-        if source.dim != target.dim:
-            raise InvalidParameterError(
-                f"{name}: source moments of {source.dim} features, target of {target.dim}"
-            )
-        for role, stats in (("source", source), ("target", target)):
-            if stats.n < 2:
-                raise InvalidParameterError(f"{name}: the {role} has {stats.n} row; need 2")
+        check_moments(name, source, target)
         ddof = 1 if self.covariance == "sample" else 0
         shrinkage = 0.0 if isinstance(self.covariance, str) else float(self.covariance)
         cov_s, cov_t = (

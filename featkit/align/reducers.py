@@ -7,10 +7,12 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
+from featkit.align._linalg import make_backend
 from featkit.align.base import Aligner
 from featkit.align.domains import MASKED
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool
+from featkit.stats import RunningMoments, check_moments
 
 __all__ = ["FIT_ON", "SharedLDA", "SharedPCA"]
 
@@ -42,6 +44,14 @@ class SharedPCA(Aligner):
         used).
     random_state : int, default=0
         Seed of scikit-learn's randomized solver, when it picks that one.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (k, n_features)
+    mean_, explained_variance_, explained_variance_ratio_ : ndarray
+        As scikit-learn's PCA.
+    pca_ : sklearn.decomposition.PCA or None
+        The fitted PCA (None after :meth:`fit_moments`).
     """
 
     def __init__(
@@ -66,10 +76,69 @@ class SharedPCA(Aligner):
         if isinstance(k, int) and not isinstance(k, bool):
             k = min(k, *X.shape)
         self.pca_ = PCA(k, whiten=self.whiten, random_state=self.random_state).fit(X)
-        self.n_features_out_ = self.pca_.n_components_
+        self._keep(
+            self.pca_.mean_,
+            self.pca_.components_,
+            self.pca_.explained_variance_,
+            self.pca_.explained_variance_ratio_,
+        )
+
+    def fit_moments(self, source: RunningMoments, target: RunningMoments) -> SharedPCA:
+        """Fit from each domain's mean and covariance accumulated batch by batch
+        (:func:`featkit.stats.moments` over a :class:`~featkit.store.ShardStore`), for
+        domains larger than memory: PCA of the ``fit_on`` rows' covariance (both domains
+        pooled for ``"both"``), the components scikit-learn's full PCA finds on the arrays.
+        ``pca_`` stays None: there is no scikit-learn PCA to keep."""
+        name = type(self).__name__
+        check_bool(name, "whiten", self.whiten)
+        check_moments(name, source, target)
+        if self.fit_on not in FIT_ON:
+            raise InvalidParameterError(
+                f"{name}: fit_on must be one of {FIT_ON}, got {self.fit_on!r}"
+            )
+        pooled = {"source": source, "target": target}.get(self.fit_on)
+        if pooled is None:
+            pooled = source.copy().merge(target)
+        k = self.n_components
+        limit = min(pooled.n, pooled.dim)
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or k <= 0:
+            raise InvalidParameterError(f"{name}: n_components must be > 0, got {k!r}")
+        be = make_backend("numpy", "float64", "cpu", name)
+        C = pooled.covariance(ddof=1)
+        V, variances, total = be.directions_of_covariance(C, limit)
+        ratio = variances / (total if total > 0 else 1.0)
+        if isinstance(k, int):
+            k = min(k, limit)
+        elif 0 < k < 1:  # scikit-learn's rule for a variance share
+            k = int(np.searchsorted(np.cumsum(ratio), k, side="right") + 1)
+            k = min(k, limit)
+        else:
+            raise InvalidParameterError(
+                f"{name}: a float n_components is a share of variance in (0, 1), got {k}"
+            )
+        self.pca_ = None
+        self._keep(pooled.mean, V[:, :k].T, variances[:k], ratio[:k])
+        self.n_features_in_ = source.dim
+        return self
+
+    def _keep(
+        self, mean: np.ndarray, components: np.ndarray, variance: np.ndarray, ratio: np.ndarray
+    ) -> None:
+        self.mean_ = np.asarray(mean)
+        self.components_ = np.asarray(components)
+        self.explained_variance_ = np.asarray(variance)
+        self.explained_variance_ratio_ = np.asarray(ratio)
+        self.n_features_out_ = len(self.components_)
 
     def _transform_source(self, X: np.ndarray) -> np.ndarray:
-        return self.pca_.transform(X)
+        # scikit-learn's PCA.transform, in its order of operations, on the kept attributes
+        # (of either fit): the same result whatever the rows batched with X.
+        Z = X @ self.components_.T
+        Z -= self.mean_ @ self.components_.T
+        if self.whiten:
+            scale = np.sqrt(self.explained_variance_)
+            Z /= np.maximum(scale, np.finfo(scale.dtype).eps)
+        return Z
 
     _transform_target = _transform_source
 

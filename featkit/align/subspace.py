@@ -21,6 +21,7 @@ from featkit.align._linalg import Backend, make_backend
 from featkit.align.base import Aligner
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool
+from featkit.stats import RunningMoments, check_moments
 
 __all__ = ["SubspaceAlignment", "n_components_for_variance"]
 
@@ -90,12 +91,39 @@ class SubspaceAlignment(Aligner):
     ) -> None:
         be = self._check_params(np.result_type(Xs.dtype, Xt.dtype).name)
         limit = min(Xs.shape[0], Xt.shape[0], Xs.shape[1])
+        k = k_fit = limit  # a variance share: all directions, to measure what each k keeps
         if isinstance(self.n_components, Integral):
-            k_fit = k = min(int(self.n_components), limit)
-        else:
-            k_fit = limit  # all directions, to measure the variance each k keeps
+            k = k_fit = min(int(self.n_components), limit)
         mean_s, Ps, var_s, total_s = be.principal_directions(be.asarray(Xs), k_fit)
         mean_t, Pt, var_t, total_t = be.principal_directions(be.asarray(Xt), k_fit)
+        self._set_subspaces(be, (mean_s, Ps, var_s, total_s), (mean_t, Pt, var_t, total_t), k)
+
+    def fit_moments(self, source: RunningMoments, target: RunningMoments) -> SubspaceAlignment:
+        """Fit from each domain's mean and covariance accumulated batch by batch
+        (:func:`featkit.stats.moments` over a :class:`~featkit.store.ShardStore`), for
+        domains larger than memory: the same subspaces as ``fit_domains`` on the full
+        arrays (in float64 with ``dtype="auto"``, the precision of the moments)."""
+        be = self._check_params("float64")
+        name = type(self).__name__
+        check_moments(name, source, target)
+        limit = min(source.n, target.n, source.dim)
+        k = k_fit = limit
+        if isinstance(self.n_components, Integral):
+            k = k_fit = min(int(self.n_components), limit)
+        domains = []
+        for stats in (source, target):
+            C = be.asarray(stats.covariance(ddof=1))
+            domains.append((be.asarray(stats.mean), *be.directions_of_covariance(C, k_fit)))
+        self._set_subspaces(be, domains[0], domains[1], k)
+        self.n_features_in_ = source.dim
+        return self
+
+    def _set_subspaces(
+        self, be: Backend, source: tuple[Any, ...], target: tuple[Any, ...], k: int
+    ) -> None:
+        """Keep ``k`` directions (chosen here for a variance share) of each domain's
+        ``(mean, directions, variances, total variance)``, and the alignment."""
+        (mean_s, Ps, var_s, total_s), (mean_t, Pt, var_t, total_t) = source, target
         total_s, total_t = total_s if total_s > 0 else 1.0, total_t if total_t > 0 else 1.0
         var_s, var_t = be.to_numpy(var_s), be.to_numpy(var_t)
         if not isinstance(self.n_components, Integral):
