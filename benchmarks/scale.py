@@ -1,13 +1,21 @@
-"""Out-of-core features: a streaming pass over a ShardStore larger than a memory budget.
+"""Out-of-core features: a streaming pass over a ShardStore larger than a memory budget, and
+large FAISS indexes built from a store.
 
-Writes a store of float32 rows ``--ratio`` times larger than ``--budget-mb`` (generated
-shard by shard, never whole in memory), then, in a fresh interpreter, accumulates its mean
-and covariance shard by shard (``featkit.stats.moments``) and reports that process's peak
-resident memory (Linux's VmHWM, reset after the imports) against the budget (target,
-issue 8: under the budget at 4x its size)::
+1. Streaming pass: writes a store of float32 rows ``--ratio`` times larger than
+   ``--budget-mb`` (generated shard by shard, never whole in memory), then, in a fresh
+   interpreter, accumulates its mean and covariance shard by shard (``featkit.stats.moments``)
+   and reports that process's peak resident memory (Linux's VmHWM, reset after the imports)
+   against the budget (target, issue 8: under the budget at 4x its size).
+2. Indexes: a store of ``--index-rows`` x ``--dim`` rows (1M x 128 by default: clustered,
+   anisotropic synthetic data) and 1,000 held-out queries from the same distribution; each
+   ``--factories`` index is built by ``featkit.build_index`` in a fresh interpreter (trained
+   on ``--train-size`` rows, filled shard by shard) and reported with its build time, peak
+   RSS, size against the raw rows, recall@10 and queries/s against exact search streamed over
+   the shards (the reference, in the same process)::
 
-    python benchmarks/scale.py                       # 512 MB budget, a 2 GB store
-    python benchmarks/scale.py --budget-mb 256 --dim 128 --dir /tmp/store
+    python benchmarks/scale.py                       # both parts
+    python benchmarks/scale.py --skip-index --budget-mb 256
+    python benchmarks/scale.py --skip-stream --factories IVF1024,Flat IVF1024,PQ32 HNSW32
 """
 
 from __future__ import annotations
@@ -47,6 +55,85 @@ print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"), "rows"
 """
 
 
+BUILD = """
+import json, sys
+from featkit._faiss import import_faiss
+from featkit.index import build_index
+
+def status_mb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+
+store, queries, factory, out, nprobe, ef_search, train_size = sys.argv[1:]
+import_faiss()  # imported before the baseline: the build alone is measured
+baseline = status_mb("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+index = build_index(store, factory, out, metric="l2", queries=queries, train_size=int(train_size),
+                    nprobe=int(nprobe) if "IVF" in factory else None,
+                    ef_search=int(ef_search) if "HNSW" in factory else None, device="cpu")
+print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"), **index.stats}))
+"""
+
+
+def write_clustered_store(
+    path: Path, rows: int, dim: int, shard_rows: int, seed: int, clusters: int = 4096
+) -> ShardStore:
+    """``rows`` float32 rows around ``clusters`` centres with anisotropic noise: data with
+    neighbourhood structure (on isotropic noise no index beats a scan)."""
+    rng = np.random.default_rng(0)  # the same centres and mixing for rows and queries
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32) * 2
+    mix = (rng.normal(size=(dim, dim)) / np.sqrt(dim)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    store = ShardStore.create(path, dim=dim)
+    for start in range(0, rows, shard_rows):
+        n = min(shard_rows, rows - start)
+        which = rng.integers(0, clusters, n)
+        store.append(centres[which] + rng.standard_normal((n, dim), dtype=np.float32) @ mix)
+    return store
+
+
+def bench_indexes(args: argparse.Namespace, root: Path) -> None:
+    started = time.perf_counter()
+    store = write_clustered_store(root / "rows", args.index_rows, args.dim, args.shard_rows, 1)
+    write_clustered_store(root / "queries", 1000, args.dim, 1000, 2)
+    raw_mb = len(store) * args.dim * 4 / 2**20
+    print(
+        f"\nindex store: {len(store):,} x {args.dim} float32 ({raw_mb:,.0f} MB raw) in "
+        f"{store.n_shards} shards, written in {time.perf_counter() - started:.1f} s; "
+        f"1,000 held-out queries; train on {args.train_size:,} rows; nprobe={args.nprobe}, "
+        f"ef_search={args.ef_search}"
+    )
+    print(
+        "\n| index | build s (train + add) | peak RSS MB (build alone) | index MB | of raw "
+        "| recall@10 | queries/s | exact queries/s | speed-up |"
+        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for factory in args.factories:
+        out = root / f"{factory.replace(',', '_')}.faiss"
+        command = [sys.executable, "-c", BUILD, str(root / "rows"), str(root / "queries")]
+        command += [factory, str(out), str(args.nprobe), str(args.ef_search), str(args.train_size)]
+        proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"| {factory} | failed: {proc.stderr.strip().splitlines()[-1]} |")
+            continue
+        r = json.loads(proc.stdout)
+        size_mb = r["index_bytes"] / 2**20
+        build = f"{r['build_seconds']:.1f} ({r.get('train_seconds', 0):.1f} + "
+        build += f"{r.get('add_seconds', 0):.1f})"
+        memory = f"{r['peak_mb']:,.0f} ({r['peak_mb'] - r['baseline_mb']:,.0f})"
+        recall = r.get("recall")
+        if recall is None:  # an exact index: the reference itself
+            search = "1 (exact) | — | — | —"
+        else:
+            qps, exact = recall["queries_per_second"], recall["exact_queries_per_second"]
+            search = f"{recall['recall_at_k']:.3f} | {qps:,.0f} | {exact:,.0f} | {qps / exact:.1f}x"
+        size = f"{size_mb:,.1f} | {size_mb / raw_mb:.3f}"
+        print(f"| {factory} | {build} | {memory} | {size} | {search} |")
+        out.unlink(missing_ok=True)
+
+
 def write_store(path: Path, rows: int, dim: int, shard_rows: int) -> ShardStore:
     """A store of ``rows`` correlated float32 rows, written one shard at a time."""
     rng = np.random.default_rng(0)
@@ -65,8 +152,29 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--shard-rows", type=int, default=65_536)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the store")
+    parser.add_argument("--skip-stream", action="store_true", help="no streaming pass")
+    parser.add_argument("--skip-index", action="store_true", help="no index benchmark")
+    parser.add_argument("--index-rows", type=int, default=1_000_000)
+    parser.add_argument("--train-size", type=int, default=100_000)
+    parser.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query")
+    parser.add_argument("--ef-search", type=int, default=64, help="HNSW search depth")
+    parser.add_argument(
+        "--factories",
+        nargs="+",
+        default=["Flat", "IVF1024,Flat", "IVF1024,PQ32", "OPQ32,IVF1024,PQ32", "IVF1024,PQ16"],
+    )
     args = parser.parse_args()
+    if not args.skip_stream:
+        bench_stream(args)
+    if not args.skip_index:
+        root = Path(tempfile.mkdtemp(dir=args.dir))
+        try:
+            bench_indexes(args, root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
+
+def bench_stream(args: argparse.Namespace) -> None:
     rows = int(args.ratio * args.budget_mb * 2**20 / (4 * args.dim))
     root = Path(tempfile.mkdtemp(dir=args.dir)) / "store"
     try:
