@@ -821,30 +821,46 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_command(directory: Path, as_json: bool) -> None:
-    """Summarise a saved FeatureSet: size, classes, extractor, failures, provenance."""
+    """Summarise a saved FeatureSet or feature store: size, classes, extractor, failures,
+    provenance."""
     from featkit.features import FeatureSet
+    from featkit.store import MANIFEST, ShardStore
 
-    fs = FeatureSet.load(directory)
-    summary = {
-        "path": str(directory),
-        "n": len(fs),
-        "dim": fs.dim,
-        "classes": fs.class_names,
-        "domains": None if fs.domains is None else sorted(set(fs.domains.tolist())),
-        "splits": None if fs.splits is None else sorted(set(fs.splits.tolist())),
-        "failed": len(fs.failed),
-        "extractor": fs.provenance.get("extractor"),
-        "created": fs.provenance.get("created"),
-        "versions": fs.provenance.get("versions"),
-        "timing": fs.provenance.get("timing"),
-    }
+    if (directory / MANIFEST).is_file():
+        store = ShardStore(directory)
+        provenance = store.metadata.get("provenance") or {}
+        summary = {
+            "path": str(directory),
+            "n": len(store),
+            "dim": store.dim,
+            "shards": store.n_shards,
+            "classes": store.class_names,
+            "domains": None,
+            "splits": None,
+            "failed": len(store.failed),
+        }
+    else:
+        fs = FeatureSet.load(directory)
+        provenance = fs.provenance
+        summary = {
+            "path": str(directory),
+            "n": len(fs),
+            "dim": fs.dim,
+            "classes": fs.class_names,
+            "domains": None if fs.domains is None else sorted(set(fs.domains.tolist())),
+            "splits": None if fs.splits is None else sorted(set(fs.splits.tolist())),
+            "failed": len(fs.failed),
+        }
+    for key in ("extractor", "created", "versions", "timing"):
+        summary[key] = provenance.get(key)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     ext = summary["extractor"] or {}
-    click.echo(f"{directory}: {summary['n']} rows x {summary['dim']} features")
+    shards = f" in {summary['shards']} shards (feature store)" if "shards" in summary else ""
+    click.echo(f"{directory}: {summary['n']} rows x {summary['dim']} features{shards}")
     click.echo(f"  extractor: {ext.get('name', '?')} {json.dumps(ext.get('params', {}))}")
-    click.echo(f"  classes ({len(fs.class_names)}): {', '.join(fs.class_names)}")
+    click.echo(f"  classes ({len(summary['classes'])}): {', '.join(summary['classes'])}")
     if summary["domains"]:
         click.echo(f"  domains: {', '.join(summary['domains'])}")
     if summary["splits"]:

@@ -202,6 +202,10 @@ def test_cli_extract_store_index_and_evaluate(digit_folder, tmp_path):
     ).stdout
     assert "200 of 200 images -> 256-d features in 3 shards" in out
     assert ShardStore(store_dir).n_shards == 3
+    info = subprocess.run([*featkit_command(), "info", str(store_dir), "--json"], **common)
+    summary = json.loads(info.stdout)
+    assert (summary["n"], summary["dim"], summary["shards"]) == (200, 256, 3)
+    assert summary["extractor"]["name"] == "pixels" and summary["failed"] == 0
     build = [*featkit_command(), "index", "build", "-f", str(store_dir), "-o", str(index_path)]
     out = subprocess.run([*build, "--factory", "IVF4,Flat", "--json"], **common).stdout
     summary = json.loads(out)
