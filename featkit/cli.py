@@ -662,6 +662,12 @@ def index_group() -> None:
     help="Rows of a store drawn to train IVF / PQ.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
+@click.option(
+    "--copy-ids",
+    is_flag=True,
+    help="Copy a store's row ids and labels into the index (by default it reads them from "
+    "the store's files).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON.")
 def index_build_command(
     features: Path,
@@ -675,6 +681,7 @@ def index_build_command(
     queries: Path | None,
     train_size: int,
     seed: int,
+    copy_ids: bool,
     as_json: bool,
 ) -> None:
     """Index saved features; report build time, size, peak memory and, for an approximate
@@ -693,6 +700,7 @@ def index_build_command(
         queries=queries,
         train_size=train_size,
         seed=seed,
+        copy_ids=copy_ids,
     )
     stats = index.stats
     recall = stats.get("recall")

@@ -29,8 +29,8 @@ import numpy as np
 
 from featkit._faiss import import_faiss
 from featkit._version import __version__
-from featkit.exceptions import DatasetError, InvalidParameterError
-from featkit.extractors.params import check_int
+from featkit.exceptions import DatasetError, FeatkitError, InvalidParameterError
+from featkit.extractors.params import check_bool, check_int
 from featkit.features import FeatureSet
 from featkit.store import MANIFEST as STORE_MANIFEST
 from featkit.store import ShardStore
@@ -232,6 +232,7 @@ class FeatureIndex:
             resolve_device(device),
             strict=isinstance(device, str) and device.startswith("cuda"),
         )
+        self._store: ShardStore | None = None  # ids and labels read from a store's files
         self.ids = np.zeros(0, dtype=str)
         self.labels = np.zeros(0, dtype=np.int64)
         self._nprobe: int | None = None
@@ -284,11 +285,19 @@ class FeatureIndex:
         *,
         train_size: int = 100_000,
         seed: int = 0,
+        copy_ids: bool = False,
         **kwargs: Any,
     ) -> FeatureIndex:
         """An index of a :class:`~featkit.store.ShardStore` larger than memory: trained on
-        ``train_size`` rows drawn at random (seeded), then filled shard by shard."""
+        ``train_size`` rows drawn at random (seeded), then filled shard by shard.
+
+        The ids and labels of its rows stay in the store's files and are read when needed
+        (a saved index records the store's path): a 40-character id held in memory would
+        cost more than a PQ code. ``copy_ids=True`` copies them into the index instead,
+        which makes a saved index independent of the store.
+        """
         check_int("FeatureIndex.from_store", "train_size", train_size, low=1)
+        check_bool("FeatureIndex.from_store", "copy_ids", copy_ids)
         provenance = store.metadata.get("provenance") or {}
         index = cls(
             store.dim,
@@ -304,7 +313,12 @@ class FeatureIndex:
             picked = np.sort(rng.choice(len(store), min(train_size, len(store)), replace=False))
             index.train(store.take(picked))
         for k, (X, y) in enumerate(store.batches()):
-            index.add(X, ids=store.shard_ids(k), labels=y)
+            if copy_ids:
+                index.add(X, ids=store.shard_ids(k), labels=y)
+            else:
+                index._add_vectors(X)
+        if not copy_ids:
+            index._use_store(store, len(store))
         return index
 
     def exact_search_store(self, X: Any, store: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -359,13 +373,9 @@ class FeatureIndex:
             raise InvalidParameterError(
                 f"{n} rows but {len(ids_arr)} ids and {len(labels_arr)} labels"
             )
-        if not self._index.is_trained:
-            self.train(X)
-        start = time.perf_counter()
-        self._index.add(X)
-        self.stats["add_seconds"] = round(
-            self.stats.get("add_seconds", 0.0) + time.perf_counter() - start, 4
-        )
+        if self._store is not None:  # rows of a store, then other rows: hold all ids here
+            self.ids, self.labels = self.ids, self.labels
+        self._add_vectors(X)
         # Kept in parts and joined when read: joining on every add is quadratic in the number
         # of shards of a large store.
         self._id_parts.append(ids_arr)
@@ -373,9 +383,43 @@ class FeatureIndex:
         self._n_rows += n
         return self
 
+    def _add_vectors(self, X: Any) -> None:
+        """Add rows to the FAISS index alone (training it on them first if untrained)."""
+        X = prepare_vectors(X, self.metric, self.dim)
+        if not self._index.is_trained:
+            self.train(X)
+        start = time.perf_counter()
+        self._index.add(X)
+        self.stats["add_seconds"] = round(
+            self.stats.get("add_seconds", 0.0) + time.perf_counter() - start, 4
+        )
+
+    def _use_store(self, store: ShardStore, rows: int) -> None:
+        """Read the ids and labels of the index's ``rows`` rows from ``store``'s files."""
+        self._store, self._n_rows = store, int(rows)
+        self._id_parts, self._label_parts = [], []
+
+    @property
+    def store(self) -> ShardStore | None:
+        """The ShardStore that holds the ids and labels of the rows, if any."""
+        return self._store
+
+    def id_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Ids of the given row numbers (read from the store's files for an index that
+        refers to its store)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self._store is not None:
+            if rows.size and (rows.min() < 0 or rows.max() >= self._n_rows):
+                raise InvalidParameterError(f"row numbers must be in 0..{self._n_rows - 1}")
+            return self._store.ids_at(rows).astype(str)
+        return self.ids[rows]
+
     @property
     def ids(self) -> np.ndarray:
-        """Id of each indexed row, in index order."""
+        """Id of each indexed row, in index order (all of them read into memory for an
+        index that refers to its store: prefer :meth:`id_of`)."""
+        if self._store is not None:
+            return np.asarray(self._store.ids_at(np.arange(self._n_rows)), dtype=str)
         if len(self._id_parts) != 1:
             self._id_parts = [np.concatenate(self._id_parts or [np.zeros(0, dtype=str)])]
         return self._id_parts[0]
@@ -384,10 +428,13 @@ class FeatureIndex:
     def ids(self, value: Any) -> None:
         self._id_parts = [np.asarray(value, dtype=str)]
         self._n_rows = len(self._id_parts[0])
+        self._store = None
 
     @property
     def labels(self) -> np.ndarray:
         """Integer label of each indexed row (-1: none), in index order."""
+        if self._store is not None and not self._label_parts:
+            self._label_parts = [self._store.labels[: self._n_rows]]  # 8 bytes a row, kept
         if len(self._label_parts) != 1:
             self._label_parts = [np.concatenate(self._label_parts or [np.zeros(0, np.int64)])]
         return self._label_parts[0]
@@ -533,7 +580,7 @@ class FeatureIndex:
     def path_of(self, row: int) -> str | None:
         """File of an indexed row: the data set root joined with its id, or the id itself
         when that is an existing file; None otherwise (arrays, built-in data sets)."""
-        image_id = str(self.ids[row])
+        image_id = str(self.id_of([row])[0])
         root = (self.dataset or {}).get("root")
         if root:
             return os.fspath(Path(root) / image_id)
@@ -568,9 +615,11 @@ class FeatureIndex:
             "extractor": self.extractor,
             "dataset": self.dataset,
             "stats": self.stats,
-            "ids": self.ids.tolist(),
-            "labels": self.labels.tolist(),
         }
+        if self._store is not None:
+            meta["store"] = {"path": str(self._store.path.resolve()), "rows": self._n_rows}
+        else:
+            meta.update(ids=self.ids.tolist(), labels=self.labels.tolist())
         # Written beside their destinations and renamed in place: never half a file.
         sidecar = _sidecar(out)
         tmp_index = _temp_beside(out)
@@ -607,12 +656,10 @@ class FeatureIndex:
             cpu_index = faiss.read_index(str(src))
         except RuntimeError as exc:
             raise DatasetError(f"cannot read {src}: {_faiss_message(exc)}") from None
-        n = len(meta.get("ids") or [])
-        if (cpu_index.d, cpu_index.ntotal, n) != (
-            meta.get("dim"),
-            n,
-            len(meta.get("labels") or []),
-        ):
+        store = _referenced_store(meta, src) if "store" in meta else None
+        n = int(meta["store"]["rows"]) if store is not None else len(meta.get("ids") or [])
+        n_labels = n if store is not None else len(meta.get("labels") or [])
+        if (cpu_index.d, cpu_index.ntotal, n) != (meta.get("dim"), n, n_labels):
             raise DatasetError(
                 f"{src} holds {cpu_index.ntotal} rows of {cpu_index.d} dimensions but "
                 f"{sidecar.name} describes {n} of {meta.get('dim')}: the files do not match"
@@ -631,8 +678,11 @@ class FeatureIndex:
         self._index, self.device = to_device(
             cpu_index, resolve_device(device), strict=str(device).startswith("cuda")
         )
-        self.ids = np.asarray(meta["ids"], dtype=str)
-        self.labels = np.asarray(meta["labels"], dtype=np.int64)
+        if store is not None:
+            self._use_store(store, n)
+        else:
+            self.ids = np.asarray(meta["ids"], dtype=str)
+            self.labels = np.asarray(meta["labels"], dtype=np.int64)
         self._nprobe, self._ef_search = meta.get("nprobe"), meta.get("ef_search")
         self._apply_knobs()
         return self
@@ -658,6 +708,22 @@ class FeatureIndex:
 
 
 _KNOB_NAMES = {"nprobe": "nprobe", "efSearch": "ef_search"}
+
+
+def _referenced_store(meta: dict[str, Any], src: Path) -> ShardStore:
+    """The feature store whose files hold the ids and labels of a saved index's rows."""
+    path, rows = meta["store"]["path"], int(meta["store"]["rows"])
+    try:
+        store = ShardStore(path)
+    except FeatkitError as exc:
+        raise DatasetError(
+            f"{src} reads the ids and labels of its rows from the feature store {path}, "
+            f"which cannot be opened ({exc}); rebuild the index, or build it with "
+            "copy_ids=True (--copy-ids) to make it independent of the store"
+        ) from None
+    if len(store) < rows:
+        raise DatasetError(f"{src} indexes {rows} rows but the store {path} has {len(store)}")
+    return store
 
 
 def _dataset_summary(provenance: dict[str, Any]) -> dict[str, Any] | None:
@@ -697,6 +763,7 @@ def build_index(
     queries: str | os.PathLike | FeatureSet | ShardStore | np.ndarray | None = None,
     train_size: int = 100_000,
     seed: int = 0,
+    copy_ids: bool = False,
 ) -> FeatureIndex:
     """Index saved features (a FeatureSet folder or ``.npz``, or a :class:`ShardStore`
     folder, streamed shard by shard) and save the index to ``out``.
@@ -704,8 +771,10 @@ def build_index(
     An approximate index reports recall@``recall_k`` against exact search in
     ``index.stats["recall"]``: on ``queries`` (held-out features: an array, FeatureSet or
     store; up to 1,000 rows, seeded) or, without them, on 1,000 indexed rows. A store's index
-    is trained on ``train_size`` rows drawn with ``seed``. ``index.stats`` also records the
-    build time, the index size and the process's peak memory.
+    is trained on ``train_size`` rows drawn with ``seed``, and reads its rows' ids and labels
+    from the store's files unless ``copy_ids`` (see :meth:`FeatureIndex.from_store`).
+    ``index.stats`` also records the build time, the index size and the process's peak
+    memory.
     """
     started = time.perf_counter()
     data = _open_features(features)
@@ -714,7 +783,7 @@ def build_index(
     knobs = {"nprobe": nprobe, "ef_search": ef_search, "device": device}
     if isinstance(data, ShardStore):
         index = FeatureIndex.from_store(
-            data, factory, metric, train_size=train_size, seed=seed, **knobs
+            data, factory, metric, train_size=train_size, seed=seed, copy_ids=copy_ids, **knobs
         )
     else:
         index = FeatureIndex.from_features(data, factory, metric, **knobs)
@@ -827,7 +896,7 @@ def search_images(
                 {
                     "query": query,
                     "rank": rank,
-                    "id": str(idx.ids[row]),
+                    "id": str(idx.id_of([row])[0]),
                     "path": idx.path_of(int(row)),
                     "label": labels[rank - 1],
                     "score": float(score),

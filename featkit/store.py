@@ -162,6 +162,26 @@ class ShardStore:
         entry = self._manifest["shards"][k]
         return json.loads((self.path / f"{entry['name']}.ids.json").read_text())["ids"]
 
+    def ids_at(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Ids of the rows at the given global positions, reading only their shards."""
+        rows = self._check_positions(rows)
+        out = np.empty(len(rows), dtype=object)
+        owner = self._owners(rows)
+        starts = self._starts()
+        for k in np.unique(owner):
+            mask = owner == k
+            ids = self.shard_ids(int(k))
+            out[mask] = [ids[i] for i in (rows[mask] - starts[k]).tolist()]
+        return out
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Label of every row (int64, -1: none), in row order: 8 bytes a row in memory."""
+        parts = [
+            np.load(self.path / f"{entry['name']}.labels.npy") for entry in self._manifest["shards"]
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
     @property
     def failed(self) -> list[dict[str, str]]:
         """The images that could not be used, with their reasons, over all shards."""
@@ -181,17 +201,29 @@ class ShardStore:
 
     def take(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """The rows at the given global positions (a sample for training an index), float32."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
-            raise InvalidParameterError(f"take: positions must be in 0..{len(self) - 1}")
-        starts = np.cumsum([0] + [s["rows"] for s in self._manifest["shards"]])
+        rows = self._check_positions(rows)
+        starts = self._starts()
         out = np.empty((len(rows), self.dim), dtype=np.float32)
-        owner = np.searchsorted(starts, rows, side="right") - 1
+        owner = self._owners(rows)
         for k in np.unique(owner):
             mask = owner == k
             X, _ = self.shard(int(k))
             out[mask] = X[rows[mask] - starts[k]]
         return out
+
+    def _check_positions(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise InvalidParameterError(f"row positions must be in 0..{len(self) - 1}")
+        return rows
+
+    def _starts(self) -> np.ndarray:
+        """Global position of the first row of each shard, and the row count last."""
+        return np.cumsum([0] + [s["rows"] for s in self._manifest["shards"]])
+
+    def _owners(self, rows: np.ndarray) -> np.ndarray:
+        """The shard of each global position."""
+        return np.searchsorted(self._starts(), rows, side="right") - 1
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:

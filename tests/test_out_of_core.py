@@ -216,3 +216,58 @@ def test_cli_extract_store_index_and_evaluate(digit_folder, tmp_path):
     scores = json.loads(out.stdout)
     # 1-NN of each indexed row among the indexed rows finds itself (nprobe covers its list).
     assert scores["accuracy"] == 1.0 and scores["n_test"] == 200
+
+
+# -- an index that reads its ids from the store -------------------------------------------------
+def test_an_index_of_a_store_reads_ids_from_the_store(labelled_stores, tmp_path):
+    (train, train_fs), (test, _) = labelled_stores
+    index = featkit.FeatureIndex.from_store(train, "Flat", "l2")
+    assert index.store is train
+    rows = np.array([0, 2999, 701, 700])
+    assert index.id_of(rows).tolist() == train_fs.ids[rows].tolist()
+    np.testing.assert_array_equal(index.labels, train_fs.y)
+    path = index.save(tmp_path / "train.faiss")
+    sidecar = json.loads((tmp_path / "train.faiss.json").read_text())
+    assert "ids" not in sidecar and sidecar["store"]["rows"] == 3000
+    loaded = featkit.FeatureIndex.load(path)
+    queries = test.take(np.arange(50))
+    found = loaded.search(queries, 5)[1]
+    assert loaded.id_of(found[0]).tolist() == train_fs.ids[found[0]].tolist()
+    np.testing.assert_array_equal(found, index.search(queries, 5)[1])
+    # Appending to the store later leaves the indexed rows' ids where they were.
+    train.append(np.zeros((3, 16), np.float32), [1, 1, 1], ["x", "y", "z"])
+    again = featkit.FeatureIndex.load(path)
+    assert len(again) == 3000 and again.id_of([2999])[0] == train_fs.ids[2999]
+    # Rows added to the index itself: the ids move into the index, in order.
+    again.add(np.ones((1, 16), np.float32), ids=["extra"], labels=[3])
+    assert again.store is None and again.ids[-2:].tolist() == [train_fs.ids[2999], "extra"]
+
+
+def test_copied_ids_make_a_saved_index_independent_of_its_store(labelled_stores, tmp_path):
+    import shutil
+
+    (train, train_fs), _ = labelled_stores
+    copied = build_index(train, "Flat", tmp_path / "copied.faiss", metric="l2", copy_ids=True)
+    build_index(train, "Flat", tmp_path / "referring.faiss", metric="l2")
+    assert copied.store is None
+    shutil.rmtree(train.path)
+    loaded = featkit.FeatureIndex.load(tmp_path / "copied.faiss")
+    assert loaded.ids.tolist() == train_fs.ids.tolist()
+    with pytest.raises(featkit.DatasetError, match="copy_ids=True"):
+        featkit.FeatureIndex.load(tmp_path / "referring.faiss")
+
+
+def test_images_retrieved_from_an_index_of_an_extracted_store(digit_folder, tmp_path):
+    """Folder -> extract_to_store -> index of the store -> search_images: each query image
+    finds itself first, by path, and the index embeds queries with the store's extractor."""
+    store = featkit.extract_to_store(
+        "pixels", digit_folder, tmp_path / "s", shard_images=60, n_jobs=1, progress=False
+    )
+    index_path = tmp_path / "digits.faiss"
+    build_index(store, "Flat", index_path)
+    queries = sorted(digit_folder.rglob("*.png"))[::50]
+    results = featkit.search_images(index_path, queries, k=3)
+    firsts = [r for r in results if r["rank"] == 1]
+    assert [r["path"] for r in firsts] == [str(q) for q in queries]
+    assert all(r["score"] > 0.999 for r in firsts)
+    assert {r["label"] for r in firsts} <= set(store.class_names)
