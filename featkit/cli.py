@@ -711,9 +711,11 @@ def index_build_command(
         click.echo(json.dumps({**summary, "device": index.device, "recall": recall}, indent=2))
         return
     click.echo(f"{index.ntotal} rows indexed with {factory!r} ({metric}); saved to {out}")
+    peak = stats["peak_rss_bytes"]
+    memory = f", peak memory of this process {peak / 2**20:,.0f} MB" if peak else ""
     click.echo(
-        f"built in {stats['build_seconds']:.1f} s; index {stats['index_bytes'] / 2**20:,.1f} MB, "
-        f"peak memory of this process {stats['peak_rss_bytes'] / 2**20:,.0f} MB"
+        f"built in {stats['build_seconds']:.1f} s; index {stats['index_bytes'] / 2**20:,.1f} MB"
+        + memory
     )
     if recall:
         which = "held-out queries" if recall["held_out"] else "indexed rows as queries"

@@ -580,7 +580,9 @@ class FeatureIndex:
     def path_of(self, row: int) -> str | None:
         """File of an indexed row: the data set root joined with its id, or the id itself
         when that is an existing file; None otherwise (arrays, built-in data sets)."""
-        image_id = str(self.id_of([row])[0])
+        return self._path_of_id(str(self.id_of([row])[0]))
+
+    def _path_of_id(self, image_id: str) -> str | None:
         root = (self.dataset or {}).get("root")
         if root:
             return os.fspath(Path(root) / image_id)
@@ -820,10 +822,10 @@ def _query_rows(queries: Any, seed: int) -> np.ndarray:
 def _measure_recall(
     index: FeatureIndex, data: FeatureSet | ShardStore, queries: Any, k: int, seed: int
 ) -> dict[str, Any]:
-    start = time.perf_counter()
     held_out = queries is not None
     Q = _query_rows(data if queries is None else queries, seed)
     k = min(k, len(data))
+    start = time.perf_counter()
     if isinstance(data, ShardStore):
         _, truth = index.exact_search_store(Q, data, k)
     else:
@@ -845,11 +847,15 @@ def _measure_recall(
     }
 
 
-def peak_rss_bytes() -> int:
-    """The peak resident memory of this process so far (Linux and macOS)."""
-    import resource
+def peak_rss_bytes() -> int | None:
+    """The peak resident memory of this process so far; None where the OS does not say
+    (the ``resource`` module is POSIX only)."""
     import sys
 
+    try:
+        import resource
+    except ImportError:
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, kB else
 
@@ -886,18 +892,22 @@ def search_images(
     X = extractor.transform(list(images))
     scores, rows = idx.search(X, k)
     results: list[dict[str, Any]] = []
+    # All ids at once: an index of a store reads each shard's ids file once.
+    ids = np.full(rows.shape, None, dtype=object)
+    ids[rows >= 0] = idx.id_of(rows[rows >= 0])
     for q, image in enumerate(images):
         query = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"<image {q}>"
         labels = idx.label_names(rows[q])
         for rank, (row, score) in enumerate(zip(rows[q], scores[q], strict=True), start=1):
             if row < 0:
                 continue
+            image_id = str(ids[q, rank - 1])
             results.append(
                 {
                     "query": query,
                     "rank": rank,
-                    "id": str(idx.id_of([row])[0]),
-                    "path": idx.path_of(int(row)),
+                    "id": image_id,
+                    "path": idx._path_of_id(image_id),
                     "label": labels[rank - 1],
                     "score": float(score),
                 }
