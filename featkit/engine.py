@@ -314,8 +314,8 @@ def _open_store_for(root: Path, plan: dict[str, Any]) -> ShardStore | None:
     if not root.is_dir() or not any(root.iterdir()):
         return None
     store = ShardStore(root)  # raises when it is not a store
-    previous = json.loads(json.dumps(store.metadata.get("extraction")))
-    if previous != json.loads(json.dumps(plan, default=str)):
+    # The plan as the manifest holds it (JSON: tuples become lists).
+    if store.metadata.get("extraction") != json.loads(json.dumps(plan, default=str)):
         raise DatasetError(
             f"{root} holds a feature store of another extraction (different extractor, "
             "parameters, images or shard_images); resume it with the same ones or choose a "

@@ -271,3 +271,12 @@ def test_images_retrieved_from_an_index_of_an_extracted_store(digit_folder, tmp_
     assert [r["path"] for r in firsts] == [str(q) for q in queries]
     assert all(r["score"] > 0.999 for r in firsts)
     assert {r["label"] for r in firsts} <= set(store.class_names)
+
+
+def test_knn_on_a_built_index_needs_its_metric(labelled_stores):
+    (train, _), _ = labelled_stores
+    index = featkit.FeatureIndex.from_store(train, "Flat", "l2")
+    with pytest.raises(featkit.InvalidParameterError, match="metric='l2'"):
+        FaissKNNClassifier(metric="cosine").fit_index(index)
+    knn = FaissKNNClassifier(metric="l2").fit_index(index)
+    assert knn.get_params()["index"] == "Flat" and knn.index_ is index

@@ -120,9 +120,13 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
 
     def fit_index(self, index: FeatureIndex) -> FaissKNNClassifier:
         """Vote with a built :class:`~featkit.index.FeatureIndex` and the labels of its
-        rows (its factory and metric replace ``index`` and ``metric``)."""
-        self.index, self.metric = index.factory, index.metric
+        rows; its metric must be ``metric`` (its own factory replaces ``index``)."""
         self._validate()
+        if index.metric != self.metric:
+            raise InvalidParameterError(
+                f"the index uses metric={index.metric!r} but this classifier has "
+                f"metric={self.metric!r}; make them the same"
+            )
         labels = index.labels
         if len(labels) == 0 or (labels < 0).any():
             raise InvalidParameterError(

@@ -46,7 +46,9 @@ def knn_scores(
     index = _as_index(train, factory, metric, train_size, seed, device)
     if weights is None:
         weights = "similarity" if index.metric == "cosine" else "uniform"
-    knn = FaissKNNClassifier(n_neighbors=n_neighbors, weights=weights, temperature=temperature)
+    knn = FaissKNNClassifier(
+        n_neighbors=n_neighbors, metric=index.metric, weights=weights, temperature=temperature
+    )
     knn.fit_index(index)
     test = _as_test(test)
     train_names = index.class_names or [str(c) for c in range(int(index.labels.max()) + 1)]
