@@ -94,6 +94,19 @@ def test_a_scheduler_address_works_like_a_client(cluster, folder):
     np.testing.assert_array_equal(there.X, here.X)
 
 
+def test_a_store_extracted_on_the_cluster_equals_a_local_run(cluster, folder, tmp_path):
+    """extract_to_store passes the Dask backend on: shards computed on the workers."""
+    _, client = cluster
+    extractor = featkit.create_extractor("pixels", size=8)
+    here = featkit.extract(extractor, folder, n_jobs=1, progress=False)
+    store = featkit.extract_to_store(
+        extractor, folder, tmp_path / "s", shard_images=200, backend="dask", scheduler=client
+    )
+    assert store.n_shards == 3 and [f["id"] for f in store.failed] == [here.failed[0]["id"]]
+    np.testing.assert_array_equal(np.concatenate([X for X, _ in store.batches()]), here.X)
+    assert store.ids.tolist() == here.ids.tolist()
+
+
 def test_a_worker_killed_mid_run_loses_no_chunk(cluster, folder):
     """SIGKILL one worker after the first chunks arrive: the scheduler runs its chunks on
     the other worker (the nanny restarts the dead one) and every image comes back."""
