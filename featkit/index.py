@@ -312,7 +312,7 @@ class FeatureIndex:
             rng = np.random.default_rng(seed)
             picked = np.sort(rng.choice(len(store), min(train_size, len(store)), replace=False))
             index.train(store.take(picked))
-        for k, (X, y) in enumerate(store.batches()):
+        for k, (X, y) in enumerate(store.batches(progress=None, desc=f"indexing ({factory})")):
             if copy_ids:
                 index.add(X, ids=store.shard_ids(k), labels=y)
             else:
@@ -326,7 +326,7 @@ class FeatureIndex:
         a time: the reference for the recall of an index built :meth:`from_store`."""
         best_scores = best_rows = None
         offset = 0
-        for shard, _ in store.batches():
+        for shard, _ in store.batches(progress=None, desc="exact search"):
             scores, rows = self.exact_search(X, shard, min(k, len(shard)))
             rows = np.where(rows >= 0, rows + offset, -1)
             offset += len(shard)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from featkit.exceptions import FeatkitError, InvalidParameterError
 
@@ -152,10 +153,21 @@ class ShardStore:
             raise FeatkitError(f"{self.path}: shard {entry['name']} does not match the manifest")
         return X, y
 
-    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(rows, labels) of each shard in turn: one shard in memory at a time."""
-        for k in range(self.n_shards):
-            yield self.shard(k)
+    def batches(
+        self, progress: bool | None = False, desc: str = "shards"
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, labels) of each shard in turn: one shard in memory at a time.
+
+        ``progress``: a bar counting rows (None: only on a terminal, after 2 s).
+        """
+        disable = None if progress is None else not progress
+        with tqdm(
+            total=len(self), unit="row", desc=desc, disable=disable, leave=False, delay=2.0
+        ) as bar:
+            for k in range(self.n_shards):
+                X, y = self.shard(k)
+                yield X, y
+                bar.update(len(X))
 
     def shard_ids(self, k: int) -> list[str]:
         """Ids of the rows of shard ``k``."""

@@ -155,7 +155,8 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
     def predict_store(self, store: ShardStore) -> np.ndarray:
         """Predicted labels of every row of a ShardStore, one shard in memory at a time."""
         check_is_fitted(self, "index_")
-        return np.concatenate([self.predict(X) for X, _ in store.batches()] or [self.classes_[:0]])
+        batches = store.batches(progress=None, desc="k-NN")
+        return np.concatenate([self.predict(X) for X, _ in batches] or [self.classes_[:0]])
 
     def kneighbors(
         self, X: Any, n_neighbors: int | None = None, return_distance: bool = True

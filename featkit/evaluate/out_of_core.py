@@ -98,7 +98,7 @@ def _as_test(test: Any) -> ShardStore | FeatureSet:
 
 def _test_batches(test: ShardStore | FeatureSet, rows: int = 65_536) -> Any:
     if isinstance(test, ShardStore):
-        yield from test.batches()
+        yield from test.batches(progress=None, desc="k-NN")
         return
     for start in range(0, len(test), rows):  # a memory-mapped FeatureSet, in slices
         yield np.asarray(test.X[start : start + rows]), np.asarray(test.y[start : start + rows])
