@@ -823,6 +823,68 @@ def index_evaluate_command(
     )
 
 
+@cli.command("probe")
+@click.option(
+    "-f",
+    "--features",
+    "train",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Labelled training features: a feature store (from `featkit extract --store`).",
+)
+@click.option(
+    "-t",
+    "--test",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Labelled test features: a feature store or a FeatureSet folder.",
+)
+@click.option("-C", "C", default=1.0, show_default=True, help="Inverse l2 strength (sklearn's C).")
+@click.option("--epochs", default=30, show_default=True, help="Passes over the shards.")
+@click.option("--batch-size", default=1024, show_default=True, help="Rows per mini-batch.")
+@click.option("--learning-rate", default=1e-2, show_default=True, help="Peak Adam step.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the mini-batch order.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def probe_command(
+    train: Path,
+    test: Path,
+    C: float,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    device: str,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Train a linear probe (l2 logistic regression) over the shards of a feature store and
+    score it on test features, one shard in memory at a time."""
+    from featkit.evaluate.out_of_core import probe_scores
+
+    scores = probe_scores(
+        train,
+        test,
+        C=C,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        device=device,
+        random_state=seed,
+    )
+    if as_json:
+        click.echo(json.dumps(scores, indent=2))
+        return
+    click.echo(
+        f"linear probe (C={C}, {epochs} epochs on {scores['device']}) trained on "
+        f"{scores['n_train']} rows, scored on {scores['n_test']} test rows:"
+    )
+    click.echo(
+        f"accuracy {scores['accuracy']:.4f}, balanced accuracy "
+        f"{scores['balanced_accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} "
+        f"({scores['seconds']:.1f} s)"
+    )
+
+
 def _split_list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 

@@ -102,6 +102,11 @@ class ShardStore:
         """Number of shards."""
         return len(self._manifest["shards"])
 
+    @property
+    def shard_rows(self) -> list[int]:
+        """Row count of each shard."""
+        return [int(entry["rows"]) for entry in self._manifest["shards"]]
+
     def __len__(self) -> int:
         return sum(s["rows"] for s in self._manifest["shards"])
 

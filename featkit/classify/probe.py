@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,6 +53,7 @@ from threadpoolctl import threadpool_limits
 from featkit._torch_device import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool, check_float, check_int
+from featkit.store import ShardStore
 
 __all__ = ["LinearProbe"]
 
@@ -333,24 +334,120 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         yh = torch.from_numpy(y_idx)
         k, w, mu, lam = self._start(Xh, sw, n_classes, device)
         wh = w.cpu()
-        n, d = X.shape
-        W = torch.zeros((k, d), dtype=Xh.dtype, device=device, requires_grad=True)
-        c = torch.zeros(k, dtype=Xh.dtype, device=device, requires_grad=self.fit_intercept)
-        params = [W, c] if self.fit_intercept else [W]
-        # Plain Adam with the l2 term in the loss (not AdamW's decoupled decay): the
-        # stochastic gradients are then unbiased for scikit-learn's objective itself.
-        optimizer = torch.optim.Adam(params, lr=self.learning_rate)
+        n = X.shape[0]
         batch = min(self.batch_size, n)
-        total_steps = math.ceil(n / batch) * self.epochs
-        generator = torch.Generator().manual_seed(seed)
-        pin = device.type == "cuda"
-        step = 0
-        for _ in range(self.epochs):
+
+        def epoch(generator: Any) -> Iterator[tuple[Any, Any, Any]]:
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, batch):
                 idx = order[start : start + batch]
                 # w sums to 1 over all rows: scaled by n / rows it estimates the mean loss
-                xb, yb, wb = Xh[idx], yh[idx], wh[idx] * (n / len(idx))
+                yield Xh[idx], yh[idx], wh[idx] * (n / len(idx))
+
+        def chunks() -> Iterator[tuple[Any, Any, Any]]:
+            for start in range(0, n, PREDICT_CHUNK):
+                sl = slice(start, start + PREDICT_CHUNK)
+                yield Xh[sl], yh[sl], wh[sl]
+
+        return self._run_sgd(epoch, chunks, math.ceil(n / batch), k, mu, lam, device, seed)
+
+    def fit_store(self, store: ShardStore) -> LinearProbe:
+        """Fit on the labelled rows of a :class:`~featkit.store.ShardStore` larger than
+        memory, with the ``"sgd"`` solver: each epoch visits the shards in a random order
+        and each shard's rows in a random order, one shard in host memory at a time
+        (equal sample weights; the feature mean comes from one streamed pass first)."""
+        import torch
+
+        self._check_params()
+        name = type(self).__name__
+        if self.solver != "sgd":
+            raise InvalidParameterError(
+                f"{name}.fit_store streams mini-batches from the shards: use solver='sgd' "
+                "(lbfgs needs every row at each iteration)"
+            )
+        labels = store.labels
+        if len(labels) == 0 or (labels < 0).any():
+            raise InvalidParameterError(
+                f"{name}.fit_store needs labelled rows; the store has {len(labels)} rows, "
+                f"{int((labels < 0).sum())} of them unlabelled (-1)"
+            )
+        self.classes_, y_idx = np.unique(labels, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise InvalidParameterError(
+                f"{name} needs samples of at least 2 classes, the store holds only one: "
+                f"{self.classes_[0]!r}"
+            )
+        n, d = len(store), store.dim
+        dtype = np.float32 if self.dtype == "float32" else np.float64
+        device = torch.device(resolve_torch_device(self.device, "LinearProbe"))
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        k = 1 if len(self.classes_) == 2 else len(self.classes_)
+        mean = np.zeros(d)
+        if self.fit_intercept:  # centred features, as in fit (see _start)
+            for X, _ in store.batches():
+                mean += X.sum(axis=0, dtype=np.float64)
+            mean /= n
+        mu = torch.from_numpy(mean.astype(dtype)).to(device)
+        lam = 1.0 / (float(self.C) * n)
+        starts = np.cumsum([0, *store.shard_rows])
+        y_all = torch.from_numpy(y_idx)
+        batch = self.batch_size
+
+        def shard(j: int) -> tuple[Any, Any]:
+            X, _ = store.shard(j)
+            return _as_tensor(np.asarray(X, dtype=dtype)), y_all[starts[j] : starts[j + 1]]
+
+        def epoch(generator: Any) -> Iterator[tuple[Any, Any, Any]]:
+            for j in torch.randperm(store.n_shards, generator=generator).tolist():
+                Xs, ys = shard(j)
+                order = torch.randperm(len(Xs), generator=generator)
+                for start in range(0, len(Xs), batch):
+                    idx = order[start : start + batch]
+                    yield Xs[idx], ys[idx], torch.full((len(idx),), 1.0 / len(idx), dtype=Xs.dtype)
+
+        def chunks() -> Iterator[tuple[Any, Any, Any]]:
+            for j in range(store.n_shards):
+                Xs, ys = shard(j)
+                yield Xs, ys, torch.full((len(Xs),), 1.0 / n, dtype=Xs.dtype)
+
+        steps = sum(math.ceil(rows / batch) for rows in store.shard_rows)
+        with _torch_threads(self.n_jobs, min(n, batch) * d * k, device):
+            W, b, n_iter, loss = self._run_sgd(epoch, chunks, steps, k, mu, lam, device, seed)
+        self.coef_, self.intercept_ = W, b
+        self.n_iter_ = np.array([n_iter], dtype=np.int32)
+        self.loss_ = loss
+        self.device_ = str(device)
+        self.n_features_in_ = d
+        return self
+
+    def _run_sgd(
+        self,
+        epoch: Callable[[Any], Iterator[tuple[Any, Any, Any]]],
+        chunks: Callable[[], Iterator[tuple[Any, Any, Any]]],
+        steps_per_epoch: int,
+        k: int,
+        mu: Any,
+        lam: float,
+        device: Any,
+        seed: int,
+    ) -> tuple[np.ndarray, np.ndarray, int, float]:
+        """Adam on mini-batches ``(x, y, w)`` from ``epoch(generator)``, ``self.epochs``
+        times, then the exact objective over ``chunks()``; ``w`` of a batch sums to one
+        (its rows' share of the mean loss, rescaled), of all chunks together to one."""
+        import torch
+
+        W = torch.zeros((k, mu.shape[0]), dtype=mu.dtype, device=device, requires_grad=True)
+        c = torch.zeros(k, dtype=mu.dtype, device=device, requires_grad=self.fit_intercept)
+        params = [W, c] if self.fit_intercept else [W]
+        # Plain Adam with the l2 term in the loss (not AdamW's decoupled decay): the
+        # stochastic gradients are then unbiased for scikit-learn's objective itself.
+        optimizer = torch.optim.Adam(params, lr=self.learning_rate)
+        total_steps = steps_per_epoch * self.epochs
+        generator = torch.Generator().manual_seed(seed)
+        pin = device.type == "cuda"
+        step = 0
+        for _ in range(self.epochs):
+            for xb, yb, wb in epoch(generator):
                 if pin:
                     xb, yb, wb = xb.pin_memory(), yb.pin_memory(), wb.pin_memory()
                 xb = xb.to(device, non_blocking=True)
@@ -367,14 +464,13 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 step += 1
         with torch.no_grad():  # the exact final objective, in chunks
             W, c = W.detach(), c.detach()
-            loss = 0.5 * lam * float((W.double() ** 2).sum())
-            for start in range(0, n, PREDICT_CHUNK):
-                sl = slice(start, start + PREDICT_CHUNK)
-                logits = torch.addmm(c - W @ mu, Xh[sl].to(device), W.T)
-                ce = _row_loss(logits, yh[sl].to(device), self.loss)
-                loss += float(torch.dot(ce.double(), w[sl].double()))
+            objective = 0.5 * lam * float((W.double() ** 2).sum())
+            for xb, yb, wb in chunks():
+                logits = torch.addmm(c - W @ mu, xb.to(device), W.T)
+                ce = _row_loss(logits, yb.to(device), self.loss)
+                objective += float(torch.dot(ce.double(), wb.to(device).double()))
         W_np, b_np = _export(W, c, mu, k, self.loss)
-        return W_np, b_np, self.epochs, loss
+        return W_np, b_np, self.epochs, objective
 
     # ----------------------------------------------------------------- prediction
 

@@ -1,5 +1,6 @@
-"""k-NN scores of feature sets larger than memory: test rows streamed shard by shard against
-a FAISS index of the training rows (itself built shard by shard from a ShardStore)."""
+"""Scores of feature sets larger than memory: a k-NN vote against a FAISS index of the
+training rows (built shard by shard from a ShardStore), or a linear probe trained by SGD over
+the training shards; test rows are streamed shard by shard."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from typing import Any
 import numpy as np
 
 from featkit.classify.knn import FaissKNNClassifier
+from featkit.classify.probe import LinearProbe
 from featkit.evaluate.metrics import classification_scores
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
 from featkit.index import FeatureIndex
 from featkit.store import MANIFEST, ShardStore
 
-__all__ = ["knn_scores"]
+__all__ = ["knn_scores", "probe_scores"]
 
 
 def knn_scores(
@@ -50,21 +52,11 @@ def knn_scores(
         n_neighbors=n_neighbors, metric=index.metric, weights=weights, temperature=temperature
     )
     knn.fit_index(index)
-    test = _as_test(test)
     train_names = index.class_names or [str(c) for c in range(int(index.labels.max()) + 1)]
-    remap = _class_map(test.class_names or train_names, train_names)
-    predicted, truth = [], []
-    for X, y in _test_batches(test):
-        if (y < 0).any():
-            raise InvalidParameterError("k-NN scores need labelled test rows; some have -1")
-        predicted.append(knn.predict(X))
-        truth.append(remap[y])
-    y_pred, y_true = np.concatenate(predicted), np.concatenate(truth)
-    scores = classification_scores(y_true, y_pred, train_names)
+    scores = _score(knn, _as_test(test), train_names)
     scores.update(
         {
             "n_train": index.ntotal,
-            "n_test": len(y_true),
             "n_neighbors": knn.n_neighbors_,
             "weights": weights,
             "factory": index.factory,
@@ -72,6 +64,64 @@ def knn_scores(
             "seconds": round(time.perf_counter() - started, 4),
         }
     )
+    return scores
+
+
+def probe_scores(
+    train: ShardStore | str | os.PathLike,
+    test: ShardStore | FeatureSet | str | os.PathLike,
+    *,
+    C: float = 1.0,
+    epochs: int = 30,
+    batch_size: int = 1024,
+    learning_rate: float = 1e-2,
+    device: str = "auto",
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Scores (as :func:`knn_scores`) of a linear probe (l2 logistic regression,
+    :class:`~featkit.classify.LinearProbe` with the ``"sgd"`` solver) trained over the
+    shards of the ``train`` store and applied to the labelled ``test`` rows shard by shard.
+    Test classes are matched to training classes by name."""
+    started = time.perf_counter()
+    store = train if isinstance(train, ShardStore) else ShardStore(train)
+    probe = LinearProbe(
+        C=C,
+        solver="sgd",
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        device=device,
+        random_state=random_state,
+    ).fit_store(store)
+    train_names = store.class_names or [str(c) for c in range(int(probe.classes_.max()) + 1)]
+    scores = _score(probe, _as_test(test), train_names)
+    scores.update(
+        {
+            "n_train": len(store),
+            "C": C,
+            "epochs": epochs,
+            "objective": probe.loss_,
+            "device": probe.device_,
+            "seconds": round(time.perf_counter() - started, 4),
+        }
+    )
+    return scores
+
+
+def _score(
+    classifier: Any, test: ShardStore | FeatureSet, train_names: list[str]
+) -> dict[str, Any]:
+    """classification_scores of ``classifier`` on ``test``, streamed, labels by name."""
+    remap = _class_map(test.class_names or train_names, train_names)
+    predicted, truth = [], []
+    for X, y in _test_batches(test):
+        if (y < 0).any():
+            raise InvalidParameterError("scores need labelled test rows; some have -1")
+        predicted.append(classifier.predict(X))
+        truth.append(remap[y])
+    y_pred, y_true = np.concatenate(predicted), np.concatenate(truth)
+    scores = classification_scores(y_true, y_pred, train_names)
+    scores["n_test"] = len(y_true)
     return scores
 
 
@@ -98,7 +148,7 @@ def _as_test(test: Any) -> ShardStore | FeatureSet:
 
 def _test_batches(test: ShardStore | FeatureSet, rows: int = 65_536) -> Any:
     if isinstance(test, ShardStore):
-        yield from test.batches(progress=None, desc="k-NN")
+        yield from test.batches(progress=None, desc="scoring")
         return
     for start in range(0, len(test), rows):  # a memory-mapped FeatureSet, in slices
         yield np.asarray(test.X[start : start + rows]), np.asarray(test.y[start : start + rows])
