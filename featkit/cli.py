@@ -809,17 +809,11 @@ def index_evaluate_command(
     if ef_search is not None:
         index.ef_search = ef_search
     scores = knn_scores(index, features, n_neighbors=n_neighbors, weights=weights)
-    if as_json:
-        click.echo(json.dumps(scores, indent=2))
-        return
-    click.echo(
+    _echo_scores(
+        scores,
+        as_json,
         f"{scores['n_neighbors']}-NN ({scores['weights']} votes) of {scores['n_test']} test rows "
-        f"among {scores['n_train']} indexed rows ({scores['factory']!r}, {scores['metric']}):"
-    )
-    click.echo(
-        f"accuracy {scores['accuracy']:.4f}, balanced accuracy "
-        f"{scores['balanced_accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} "
-        f"({scores['seconds']:.1f} s)"
+        f"among {scores['n_train']} indexed rows ({scores['factory']!r}, {scores['metric']}):",
     )
 
 
@@ -871,13 +865,20 @@ def probe_command(
         device=device,
         random_state=seed,
     )
+    _echo_scores(
+        scores,
+        as_json,
+        f"linear probe (C={C}, {epochs} epochs on {scores['device']}) trained on "
+        f"{scores['n_train']} rows, scored on {scores['n_test']} test rows:",
+    )
+
+
+def _echo_scores(scores: dict[str, Any], as_json: bool, heading: str) -> None:
+    """Print streamed scores: the JSON, or a heading and the headline numbers."""
     if as_json:
         click.echo(json.dumps(scores, indent=2))
         return
-    click.echo(
-        f"linear probe (C={C}, {epochs} epochs on {scores['device']}) trained on "
-        f"{scores['n_train']} rows, scored on {scores['n_test']} test rows:"
-    )
+    click.echo(heading)
     click.echo(
         f"accuracy {scores['accuracy']:.4f}, balanced accuracy "
         f"{scores['balanced_accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} "
