@@ -258,6 +258,9 @@ def extract_to_store(
     started = time.perf_counter()
     done = store.n_shards if store is not None else 0
     name = extractor.config["name"]
+    # Shards of images that all failed, before any row told the feature dimension: written
+    # (empty, with their failures) once it is known, so that shard k stays slice k.
+    waiting: list[list[dict[str, str]]] = []
     bar = tqdm(total=n, unit="img", desc=name, disable=_quiet(progress), leave=False)
     with bar:
         bar.update(sum(len(s) for s in slices[:done]))
@@ -272,6 +275,10 @@ def extract_to_store(
                 ),
                 **engine,
             )
+            bar.update(offset + len(part) - bar.n)
+            if store is None and fs.dim == 0:
+                waiting.append(fs.failed)
+                continue
             if store is None:
                 store = ShardStore.create(
                     root,
@@ -279,10 +286,16 @@ def extract_to_store(
                     dataset.class_names,
                     {"extraction": plan, "provenance": _store_provenance(fs)},
                 )
+                for failed in waiting:
+                    store.append(np.zeros((0, fs.dim), np.float32), [], [], failed)
             store.append(fs.X, fs.y, fs.ids, fs.failed)
-            bar.update(offset + len(part) - bar.n)
-    if store is None:  # no images at all
-        raise DatasetError("there are no images to extract")
+    if store is None:
+        if not waiting:
+            raise DatasetError("there are no images to extract")
+        first = waiting[0][0]
+        raise DatasetError(
+            f"none of the {n} images could be used (first: {first['id']}: {first['reason']})"
+        )
     logger.info(
         "%s: %d shards (%d rows, %d images could not be used) in %s, %.1f s",
         name,

@@ -313,6 +313,8 @@ class FeatureIndex:
             picked = np.sort(rng.choice(len(store), min(train_size, len(store)), replace=False))
             index.train(store.take(picked))
         for k, (X, y) in enumerate(store.batches(progress=None, desc=f"indexing ({factory})")):
+            if len(X) == 0:  # a shard of images that all failed
+                continue
             if copy_ids:
                 index.add(X, ids=store.shard_ids(k), labels=y)
             else:
@@ -327,6 +329,8 @@ class FeatureIndex:
         best_scores = best_rows = None
         offset = 0
         for shard, _ in store.batches(progress=None, desc="exact search"):
+            if len(shard) == 0:  # a shard of images that all failed
+                continue
             scores, rows = self.exact_search(X, shard, min(k, len(shard)))
             rows = np.where(rows >= 0, rows + offset, -1)
             offset += len(shard)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,42 @@ def test_an_interrupted_store_extraction_resumes_after_its_last_shard(
         featkit.extract_to_store(
             featkit.create_extractor("pixels", size=8), dataset, tmp_path / "s", shard_images=50
         )
+
+
+@pytest.mark.parametrize("dim_known", [True, False])
+def test_a_shard_whose_images_all_failed_is_kept_empty(
+    digit_folder, tmp_path, monkeypatch, dim_known
+):
+    """The first 10 images are corrupt and shards hold 10: shard 0 is written empty with
+    its 10 failures (shard k stays slice k for resuming), also when the extractor cannot
+    tell its dimension before a row exists, and every consumer skips it."""
+    dataset = featkit.load_dataset(digit_folder)
+    for item in dataset.items[:10]:
+        Path(item).write_bytes(b"not an image")
+    extractor = featkit.create_extractor("pixels")
+    if not dim_known:
+        monkeypatch.setattr(extractor, "_feature_dim", lambda: None)
+    store = featkit.extract_to_store(
+        extractor, dataset, tmp_path / "s", shard_images=10, n_jobs=1, progress=False
+    )
+    assert store.n_shards == 20 and store.shard_rows[0] == 0 and len(store) == 190
+    assert len(store.failed) == 10
+    whole = featkit.extract("pixels", dataset, n_jobs=1, progress=False)
+    np.testing.assert_array_equal(np.concatenate([X for X, _ in store.batches()]), whole.X)
+    index = featkit.FeatureIndex.from_store(store, "Flat", "l2")
+    _, rows = index.exact_search_store(whole.X[:5], store, 3)
+    assert rows[:, 0].tolist() == list(range(5))
+    assert knn_scores(index, store, n_neighbors=1)["n_test"] == 190
+    assert len(FaissKNNClassifier(n_neighbors=1).fit_store(store).predict_store(store)) == 190
+    # Nothing usable at all: an empty store with the failures, or, without a dimension to
+    # give the store, an error that says why.
+    corrupt = dataset.subset(range(10))
+    if dim_known:
+        empty = featkit.extract_to_store(extractor, corrupt, tmp_path / "t", progress=False)
+        assert len(empty) == 0 and len(empty.failed) == 10
+    else:
+        with pytest.raises(featkit.DatasetError, match="none of the 10 images"):
+            featkit.extract_to_store(extractor, corrupt, tmp_path / "t", progress=False)
 
 
 def test_store_extraction_arguments_are_checked(tmp_path, digit_folder):

@@ -156,7 +156,8 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
         """Predicted labels of every row of a ShardStore, one shard in memory at a time."""
         check_is_fitted(self, "index_")
         batches = store.batches(progress=None, desc="k-NN")
-        return np.concatenate([self.predict(X) for X, _ in batches] or [self.classes_[:0]])
+        predicted = [self.predict(X) if len(X) else self.classes_[:0] for X, _ in batches]
+        return np.concatenate(predicted or [self.classes_[:0]])
 
     def kneighbors(
         self, X: Any, n_neighbors: int | None = None, return_distance: bool = True

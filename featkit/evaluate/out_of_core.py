@@ -115,6 +115,8 @@ def _score(
     remap = _class_map(test.class_names or train_names, train_names)
     predicted, truth = [], []
     for X, y in _test_batches(test):
+        if len(X) == 0:  # a shard of images that all failed
+            continue
         if (y < 0).any():
             raise InvalidParameterError("scores need labelled test rows; some have -1")
         predicted.append(classifier.predict(X))
