@@ -3,6 +3,8 @@ or both. Not alignment by themselves, but the usual first step and a fair baseli
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -100,22 +102,19 @@ class SharedPCA(Aligner):
         if pooled is None:
             pooled = source.copy().merge(target)
         k = self.n_components
-        limit = min(pooled.n, pooled.dim)
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or k <= 0:
+        if isinstance(k, bool) or not isinstance(k, Real) or k <= 0:
             raise InvalidParameterError(f"{name}: n_components must be > 0, got {k!r}")
-        be = make_backend("numpy", "float64", "cpu", name)
-        C = pooled.covariance(ddof=1)
-        V, variances, total = be.directions_of_covariance(C, limit)
-        ratio = variances / (total if total > 0 else 1.0)
-        if isinstance(k, int):
-            k = min(k, limit)
-        elif 0 < k < 1:  # scikit-learn's rule for a variance share
-            k = int(np.searchsorted(np.cumsum(ratio), k, side="right") + 1)
-            k = min(k, limit)
-        else:
+        if not isinstance(k, Integral) and not k < 1:
             raise InvalidParameterError(
                 f"{name}: a float n_components is a share of variance in (0, 1), got {k}"
             )
+        limit = min(pooled.n, pooled.dim)
+        be = make_backend("numpy", "float64", "cpu", name)
+        V, variances, total = be.directions_of_covariance(pooled.covariance(ddof=1), limit)
+        ratio = variances / (total if total > 0 else 1.0)
+        if not isinstance(k, Integral):  # scikit-learn's rule for a variance share
+            k = int(np.searchsorted(np.cumsum(ratio), k, side="right") + 1)
+        k = min(int(k), limit)
         self.pca_ = None
         self._keep(pooled.mean, V[:, :k].T, variances[:k], ratio[:k])
         self.n_features_in_ = source.dim
