@@ -120,12 +120,7 @@ def extract(
         Called as ``on_chunk(done, total)`` (in images) after each finished chunk.
     """
     started = time.perf_counter()
-    if isinstance(extractor, str):
-        extractor = create_extractor(extractor)
-    dataset = _as_dataset(data)
-    _validate_engine_args(n_jobs, batch_size, backend, scheduler)
-    extractor.validate_params()
-    extractor._check_fitted()
+    extractor, dataset = _prepare(extractor, data, n_jobs, batch_size, backend, scheduler)
     config = extractor.config
     n = len(dataset)
 
@@ -239,12 +234,9 @@ def extract_to_store(
             f"extract_to_store: unknown option(s) {unknown}; it passes {ENGINE_OPTIONS} on "
             "to extract"
         )
-    if isinstance(extractor, str):
-        extractor = create_extractor(extractor)
-    dataset = _as_dataset(data)
-    extractor.validate_params()
-    extractor._check_fitted()
-    _validate_engine_args(
+    extractor, dataset = _prepare(
+        extractor,
+        data,
         engine.get("n_jobs"),
         engine.get("batch_size", DEFAULT_BATCH_SIZE),
         engine.get("backend"),
@@ -342,6 +334,24 @@ def _store_provenance(fs: FeatureSet) -> dict[str, Any]:
     keep = ("created", "versions", "extractor", "dataset", "engine")
     provenance = {k: v for k, v in fs.provenance.items() if k in keep}
     return json.loads(json.dumps(provenance, default=str))
+
+
+def _prepare(
+    extractor: Extractor | str,
+    data: Dataset | str | Sequence[Any],
+    n_jobs: Any,
+    batch_size: Any,
+    backend: Any,
+    scheduler: Any,
+) -> tuple[Extractor, Dataset]:
+    """The extractor (built from a name) and the data set, both checked before any work."""
+    if isinstance(extractor, str):
+        extractor = create_extractor(extractor)
+    dataset = _as_dataset(data)
+    _validate_engine_args(n_jobs, batch_size, backend, scheduler)
+    extractor.validate_params()
+    extractor._check_fitted()
+    return extractor, dataset
 
 
 def _validate_engine_args(n_jobs: Any, batch_size: Any, backend: Any, scheduler: Any) -> None:
