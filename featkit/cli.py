@@ -896,11 +896,11 @@ def _split_list(value: str | None) -> list[str] | None:
 def info_command(directory: Path, as_json: bool) -> None:
     """Summarise a saved FeatureSet or feature store: size, classes, extractor, failures,
     provenance."""
-    from featkit.features import FeatureSet
-    from featkit.store import MANIFEST, ShardStore
+    from featkit.store import ShardStore, open_features
 
-    if (directory / MANIFEST).is_file():
-        store = ShardStore(directory)
+    saved = open_features(directory)
+    if isinstance(saved, ShardStore):
+        store = saved
         provenance = store.metadata.get("provenance") or {}
         summary = {
             "path": str(directory),
@@ -913,7 +913,7 @@ def info_command(directory: Path, as_json: bool) -> None:
             "failed": len(store.failed),
         }
     else:
-        fs = FeatureSet.load(directory)
+        fs = saved
         provenance = fs.provenance
         summary = {
             "path": str(directory),

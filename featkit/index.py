@@ -32,8 +32,7 @@ from featkit._version import __version__
 from featkit.exceptions import DatasetError, FeatkitError, InvalidParameterError
 from featkit.extractors.params import check_bool, check_int
 from featkit.features import FeatureSet
-from featkit.store import MANIFEST as STORE_MANIFEST
-from featkit.store import ShardStore
+from featkit.store import ShardStore, open_features
 
 __all__ = ["FeatureIndex", "build_index", "recall_at_k", "search_images"]
 
@@ -783,7 +782,7 @@ def build_index(
     memory.
     """
     started = time.perf_counter()
-    data = _open_features(features)
+    data = features if isinstance(features, (FeatureSet, ShardStore)) else open_features(features)
     if len(data) == 0:
         raise DatasetError("there are no feature rows to index")
     knobs = {"nprobe": nprobe, "ef_search": ef_search, "device": device}
@@ -803,18 +802,10 @@ def build_index(
     return index
 
 
-def _open_features(features: Any) -> FeatureSet | ShardStore:
-    if isinstance(features, (FeatureSet, ShardStore)):
-        return features
-    if (Path(features) / STORE_MANIFEST).is_file():
-        return ShardStore(features)
-    return FeatureSet.load(features)
-
-
 def _query_rows(queries: Any, seed: int) -> np.ndarray:
     """Up to RECALL_QUERIES rows of held-out query features, drawn with ``seed``."""
     if isinstance(queries, (str, os.PathLike)):
-        queries = _open_features(queries)
+        queries = open_features(queries)
     n = len(queries)
     picked = np.sort(np.random.default_rng(seed).choice(n, min(RECALL_QUERIES, n), replace=False))
     if isinstance(queries, ShardStore):

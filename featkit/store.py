@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from featkit.cache import atomic_write
 from featkit.exceptions import FeatkitError, InvalidParameterError
+from featkit.features import FeatureSet
 
-__all__ = ["ShardStore"]
+__all__ = ["ShardStore", "open_features"]
 
 MANIFEST = "manifest.json"
 FORMAT = "featkit-shards-v1"
@@ -243,6 +245,14 @@ class ShardStore:
         return np.searchsorted(self._starts(), rows, side="right") - 1
 
 
+def open_features(path: str | os.PathLike) -> FeatureSet | ShardStore:
+    """The saved features at ``path``: a ShardStore (a folder with a store manifest) or a
+    FeatureSet (a folder or ``.npz``, memory-mapped)."""
+    if (Path(path) / MANIFEST).is_file():
+        return ShardStore(path)
+    return FeatureSet.load(path)
+
+
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, array)
@@ -250,6 +260,4 @@ def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, default=str).encode())

@@ -17,7 +17,7 @@ from featkit.evaluate.metrics import classification_scores
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
 from featkit.index import FeatureIndex
-from featkit.store import MANIFEST, ShardStore
+from featkit.store import MANIFEST, ShardStore, open_features
 
 __all__ = ["knn_scores", "probe_scores"]
 
@@ -52,8 +52,7 @@ def knn_scores(
         n_neighbors=n_neighbors, metric=index.metric, weights=weights, temperature=temperature
     )
     knn.fit_index(index)
-    train_names = index.class_names or [str(c) for c in range(int(index.labels.max()) + 1)]
-    scores = _score(knn, _as_test(test), train_names)
+    scores = _score(knn, _as_test(test), index.class_names)
     scores.update(
         {
             "n_train": index.ntotal,
@@ -93,8 +92,7 @@ def probe_scores(
         device=device,
         random_state=random_state,
     ).fit_store(store)
-    train_names = store.class_names or [str(c) for c in range(int(probe.classes_.max()) + 1)]
-    scores = _score(probe, _as_test(test), train_names)
+    scores = _score(probe, _as_test(test), store.class_names)
     scores.update(
         {
             "n_train": len(store),
@@ -109,9 +107,12 @@ def probe_scores(
 
 
 def _score(
-    classifier: Any, test: ShardStore | FeatureSet, train_names: list[str]
+    classifier: Any, test: ShardStore | FeatureSet, train_names: list[str] | None
 ) -> dict[str, Any]:
-    """classification_scores of ``classifier`` on ``test``, streamed, labels by name."""
+    """classification_scores of ``classifier`` on ``test``, streamed, labels by name
+    (training labels named by their numbers when the training set has no names)."""
+    if not train_names:
+        train_names = [str(c) for c in range(int(classifier.classes_.max()) + 1)]
     remap = _class_map(test.class_names or train_names, train_names)
     predicted, truth = [], []
     for X, y in _test_batches(test):
@@ -141,11 +142,7 @@ def _as_index(
 
 
 def _as_test(test: Any) -> ShardStore | FeatureSet:
-    if isinstance(test, (ShardStore, FeatureSet)):
-        return test
-    if (Path(test) / MANIFEST).is_file():
-        return ShardStore(test)
-    return FeatureSet.load(test)
+    return test if isinstance(test, (ShardStore, FeatureSet)) else open_features(test)
 
 
 def _test_batches(test: ShardStore | FeatureSet, rows: int = 65_536) -> Any:
