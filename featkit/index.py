@@ -308,9 +308,7 @@ class FeatureIndex:
         )
         index.dataset = _dataset_summary(provenance)
         if not index._index.is_trained:
-            rng = np.random.default_rng(seed)
-            picked = np.sort(rng.choice(len(store), min(train_size, len(store)), replace=False))
-            index.train(store.take(picked))
+            index.train(store.take(_sample_rows(len(store), train_size, seed)))
         for k, (X, y) in enumerate(store.batches(progress=None, desc=f"indexing ({factory})")):
             if len(X) == 0:  # a shard of images that all failed
                 continue
@@ -807,11 +805,16 @@ def _query_rows(queries: Any, seed: int) -> np.ndarray:
     if isinstance(queries, (str, os.PathLike)):
         queries = open_features(queries)
     n = len(queries)
-    picked = np.sort(np.random.default_rng(seed).choice(n, min(RECALL_QUERIES, n), replace=False))
+    picked = _sample_rows(n, RECALL_QUERIES, seed)
     if isinstance(queries, ShardStore):
         return queries.take(picked)
     rows = queries.X if isinstance(queries, FeatureSet) else np.asarray(queries)
     return np.asarray(rows[picked])
+
+
+def _sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """``min(size, n)`` distinct positions in ``0..n-1`` drawn with ``seed``, in order."""
+    return np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False))
 
 
 def _measure_recall(
