@@ -33,19 +33,27 @@ import numpy as np
 
 from featkit.store import ShardStore
 
-STREAM = """
-import json, sys, time
-from featkit.stats import moments
-from featkit.store import ShardStore
-
+# Run first in each measured interpreter, after its imports: from here on VmHWM is the peak
+# of the work alone (Linux's clear_refs "5" resets it to the current RSS).
+MEASURE = """
 def status_mb(field):
     for line in open("/proc/self/status"):
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024  # kB
 
-baseline = status_mb("VmRSS")  # the interpreter, numpy and featkit's imports
+baseline = status_mb("VmRSS")
 with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset the peak (VmHWM) to the current RSS: the pass alone is measured
+    f.write("5")
+"""
+
+STREAM = (
+    """
+import json, sys, time
+from featkit.stats import moments
+from featkit.store import ShardStore
+"""
+    + MEASURE
+    + """
 store = ShardStore(sys.argv[1])
 started = time.perf_counter()
 running = moments((X for X, _ in store.batches()), store.dim)
@@ -53,28 +61,26 @@ print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"), "rows"
                   "seconds": time.perf_counter() - started,
                   "trace": float(running.covariance().trace())}))
 """
+)
 
 
-BUILD = """
+BUILD = (
+    """
 import json, sys
 from featkit._faiss import import_faiss
 from featkit.index import build_index
 
-def status_mb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024  # kB
-
 store, queries, factory, out, nprobe, ef_search, train_size = sys.argv[1:]
 import_faiss()  # imported before the baseline: the build alone is measured
-baseline = status_mb("VmRSS")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+"""
+    + MEASURE
+    + """
 index = build_index(store, factory, out, metric="l2", queries=queries, train_size=int(train_size),
                     nprobe=int(nprobe) if "IVF" in factory else None,
                     ef_search=int(ef_search) if "HNSW" in factory else None, device="cpu")
 print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"), **index.stats}))
 """
+)
 
 
 def write_clustered_store(
@@ -134,17 +140,6 @@ def bench_indexes(args: argparse.Namespace, root: Path) -> None:
         out.unlink(missing_ok=True)
 
 
-def write_store(path: Path, rows: int, dim: int, shard_rows: int) -> ShardStore:
-    """A store of ``rows`` correlated float32 rows, written one shard at a time."""
-    rng = np.random.default_rng(0)
-    mix = rng.normal(size=(dim, dim)).astype(np.float32) / np.sqrt(dim)
-    store = ShardStore.create(path, dim=dim)
-    for start in range(0, rows, shard_rows):
-        n = min(shard_rows, rows - start)
-        store.append(rng.standard_normal((n, dim), dtype=np.float32) @ mix)
-    return store
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-mb", type=float, default=512)
@@ -161,7 +156,16 @@ def main() -> None:
     parser.add_argument(
         "--factories",
         nargs="+",
-        default=["Flat", "IVF1024,Flat", "IVF1024,PQ32", "OPQ32,IVF1024,PQ32", "IVF1024,PQ16"],
+        default=[
+            "Flat",
+            "IVF1024,Flat",
+            "IVF4096,Flat",
+            "IVF1024,PQ64",
+            "IVF1024,PQ32",
+            "OPQ32,IVF1024,PQ32",
+            "IVF1024,PQ16",
+            "HNSW32",
+        ],
     )
     args = parser.parse_args()
     if not args.skip_stream:
@@ -179,7 +183,7 @@ def bench_stream(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(dir=args.dir)) / "store"
     try:
         started = time.perf_counter()
-        store = write_store(root, rows, args.dim, args.shard_rows)
+        store = write_clustered_store(root, rows, args.dim, args.shard_rows, seed=1)
         written = time.perf_counter() - started
         size_mb = sum(f.stat().st_size for f in root.iterdir()) / 2**20
         proc = subprocess.run(
