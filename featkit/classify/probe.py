@@ -226,6 +226,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         with _torch_threads(self.n_jobs, work, device):
             fitter = self._fit_lbfgs if self.solver == "lbfgs" else self._fit_sgd
             W, b, n_iter, loss = fitter(X, y_idx, sw, n_classes, device, seed)
+        return self._set_solution(W, b, n_iter, loss, device)
+
+    def _set_solution(
+        self, W: np.ndarray, b: np.ndarray, n_iter: int, loss: float, device: Any
+    ) -> LinearProbe:
+        """Keep a solver's result as the fitted attributes."""
         self.coef_ = W
         self.intercept_ = b
         self.n_iter_ = np.array([n_iter], dtype=np.int32)
@@ -413,12 +419,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         steps = sum(math.ceil(rows / batch) for rows in store.shard_rows)
         with _torch_threads(self.n_jobs, min(n, batch) * d * k, device):
             W, b, n_iter, loss = self._run_sgd(epoch, chunks, steps, k, mu, lam, device, seed)
-        self.coef_, self.intercept_ = W, b
-        self.n_iter_ = np.array([n_iter], dtype=np.int32)
-        self.loss_ = loss
-        self.device_ = str(device)
         self.n_features_in_ = d
-        return self
+        return self._set_solution(W, b, n_iter, loss, device)
 
     def _run_sgd(
         self,
