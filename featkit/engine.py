@@ -40,6 +40,7 @@ from featkit.exceptions import (
 from featkit.extractors.base import Extractor
 from featkit.extractors.params import check_int
 from featkit.features import FeatureSet
+from featkit.hardware import describe_machine
 from featkit.registry import create_extractor
 from featkit.store import ShardStore
 
@@ -738,6 +739,7 @@ def _provenance(
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": dependency_versions(),
+        "machine": describe_machine(),
         "extractor": config,
         "dataset": dataset.describe(),
         "engine": engine,

@@ -28,6 +28,7 @@ from featkit.extractors.packaged_weights import (
     convert_lukemelas_state_dict,
     packaged_checkpoint,
 )
+from featkit.hardware import cpu_bf16_kernels
 from tests.conftest import PACS, featkit_command, requires_pacs
 
 CAT_CLASSES = set(range(281, 286))  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian
@@ -345,11 +346,17 @@ def test_bad_layers_name_what_exists():
         _load(featkit.create_extractor("cnn", layer="features", pooling="cls"))
 
 
-def test_config_records_the_precision_actually_used():
+def test_config_records_how_the_network_runs():
     config = featkit.create_extractor("cnn", precision="fp32", device="cpu").config
-    assert config["runtime"] == {"device": "cpu", "precision": "fp32"}
-    auto = featkit.create_extractor("cnn", device="cpu").config["runtime"]["precision"]
-    assert auto in ("bf16", "fp32")
+    assert config["runtime"] == {"device": "cpu", "precision": "fp32", "batch_size": 8}
+    assert config["params"]["batch_size"] is None  # 8: the CPU's default forward batch
+    given = featkit.create_extractor("cnn", device="cpu", batch_size=5).config["runtime"]
+    assert given["batch_size"] == 5
+    auto = featkit.create_extractor("cnn", device="cpu").config["runtime"]
+    assert auto["precision"] in ("bf16", "fp32")
+    # bf16 rows differ between CPU kinds: the kind is part of the cache key.
+    bf16 = featkit.create_extractor("cnn", device="cpu", precision="bf16").config["runtime"]
+    assert bf16["cpu_bf16"] == cpu_bf16_kernels()
 
 
 def test_aliases_register_and_describe_offline_weights():
@@ -480,7 +487,9 @@ def test_a_replaced_checkpoint_is_loaded_again(tmp_path):
 def test_auto_precision_follows_the_cpu_flags(monkeypatch):
     from featkit.extractors import cnn as cnn_module
 
-    monkeypatch.setattr(cnn_module, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(cnn_module, "cpu_bf16_kernels", lambda: None)
     assert featkit.create_extractor("cnn", device="cpu").resolved_precision() == "fp32"
-    monkeypatch.setattr(cnn_module, "_cpu_has_native_bf16", lambda: True)
-    assert featkit.create_extractor("cnn", device="cpu").resolved_precision() == "bf16"
+    monkeypatch.setattr(cnn_module, "cpu_bf16_kernels", lambda: "amx_bf16")
+    extractor = featkit.create_extractor("cnn", device="cpu")
+    assert extractor.resolved_precision() == "bf16"
+    assert extractor.config["runtime"]["cpu_bf16"] == "amx_bf16"

@@ -265,3 +265,26 @@ def test_a_rerun_with_a_cache_refits_nothing(tmp_path):
     other = compare("digits", classifiers={"k": CountingKNN(7)}, cache_dir=tmp_path, **kwargs)
     assert len(CountingKNN.fits) == 6  # another parameter is another key
     assert [r["accuracy"] for r in other.rows] != [r["accuracy"] for r in first.rows]
+
+
+def test_compare_says_which_precision_and_machine_computed_the_numbers(tmp_path):
+    """bf16 numbers differ between CPU kinds: the header, the provenance and the report
+    say how each deep extractor ran, and on what."""
+    from featkit.hardware import cpu_bf16_kernels, cpu_model
+
+    out = tmp_path / "report"
+    proc = run(
+        "compare", "--extractors", "pixels,cnn", "-p", "cnn.image_size=32",
+        "-p", "cnn.device=cpu", "--classifiers", "knn", "--out", str(out), "--no-plots",
+    )  # fmt: skip
+    doc = json.loads((out / "results.json").read_text())
+    runtime = doc["provenance"]["extractors"]["cnn"]["runtime"]
+    precision = "bf16" if cpu_bf16_kernels() else "fp32"
+    assert runtime["precision"] == precision and runtime["batch_size"] == 8
+    assert f"cnn: {precision} on the CPU ({cpu_model()}" in proc.stderr
+    assert "pixels:" not in proc.stderr  # no device, no precision: nothing to say
+    machine = doc["provenance"]["machine"]
+    assert machine["cpu"] == cpu_model() and machine["cpu_bf16"] == cpu_bf16_kernels()
+    report = (out / "report.md").read_text()
+    assert f"Computed on {cpu_model()}" in report
+    assert f"`cnn` ran in {precision} on the CPU" in report

@@ -22,7 +22,7 @@ from featkit._version import __version__, dependency_versions
 from featkit.align import ALIGNER_DESCRIPTIONS, ALIGNERS, Aligner, make_aligner
 from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS
 from featkit.data import Dataset, load_dataset
-from featkit.evaluate.extraction import extract_for_splits
+from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
 from featkit.evaluate.protocols import DomainPairs, Split
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
@@ -30,6 +30,7 @@ from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor
 from featkit.features import FeatureSet
+from featkit.hardware import describe_machine
 from featkit.registry import create_extractor
 from featkit.report.projection import check_view, project_2d
 
@@ -102,6 +103,7 @@ def adapt(
         f"{dataset.name}: {len(dataset)} images, domains {', '.join(dataset.domain_names)}; "
         f"{len(splits)} shifts x {len(chosen_aligners)} aligners x {len(estimators)} classifiers"
     )
+    announce_runtimes({name: ex}, say)
 
     rows: list[dict[str, Any]] = []
     views: dict[str, dict[str, Any]] = {}
@@ -145,6 +147,7 @@ def adapt(
         "job": "adapt",
         "featkit": __version__,
         "versions": dependency_versions(),
+        "machine": describe_machine(),
         "dataset": dataset.describe(),
         "protocol": {
             "name": protocol.name,

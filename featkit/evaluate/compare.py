@@ -17,7 +17,7 @@ import numpy as np
 from featkit._version import __version__, dependency_versions
 from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS
 from featkit.data import Dataset, load_dataset
-from featkit.evaluate.extraction import extract_for_splits
+from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
 from featkit.evaluate.protocols import Protocol, make_protocol
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
@@ -28,6 +28,7 @@ from featkit.exceptions import (
     PluginLoadError,
 )
 from featkit.extractors.base import Extractor
+from featkit.hardware import describe_machine
 from featkit.registry import create_extractor, list_extractors
 from featkit.report.projection import check_view, project_2d
 
@@ -142,6 +143,7 @@ def compare(
             if "device" in extractor.get_params():
                 extractor.set_params(device=device)
     say(f"{dataset.name}: {len(dataset)} images, {proto.name}: {proto.describe()}")
+    announce_runtimes(chosen, say)
 
     rows: list[dict[str, Any]] = []
     configs: dict[str, Any] = {}
@@ -178,6 +180,7 @@ def compare(
         "job": "compare",
         "featkit": __version__,
         "versions": dependency_versions(),
+        "machine": describe_machine(),
         "dataset": dataset.describe(),
         "protocol": {
             "name": proto.name,

@@ -8,7 +8,7 @@ extract once for every split. Shared by ``compare`` and ``adapt``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,19 @@ from featkit.evaluate.protocols import Split
 from featkit.exceptions import ImageReadError
 from featkit.extractors.base import Extractor
 from featkit.features import FeatureSet
+from featkit.hardware import describe_runtime
 from featkit.io import read_image
 
-__all__ = ["SplitFeatures", "extract_for_splits"]
+__all__ = ["SplitFeatures", "announce_runtimes", "extract_for_splits"]
+
+
+def announce_runtimes(extractors: Mapping[str, Extractor], say: Callable[[str], None]) -> None:
+    """Say how each extractor with a device and a precision (``cnn``) will run: numbers
+    from bf16 features differ in their last digits between CPU kinds and GPU models."""
+    for name, extractor in extractors.items():
+        runtime = extractor.config.get("runtime")
+        if runtime:
+            say(f"{name}: {describe_runtime(runtime)}")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
+from featkit.hardware import describe_machine, describe_runtime
 from featkit.report.projection import check_view, project_2d
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ def evaluate_features(
     views = {}
     for name, fs in sets.items():
         config = fs.provenance.get("extractor") or {}
+        if config.get("runtime"):
+            say(f"{name}: {describe_runtime(config['runtime'], fs.provenance.get('machine'))}")
         if config.get("state") is not None and proto.name != "holdout":
             say(
                 f"{name} learned from images (a codebook) when it was extracted: under "
@@ -184,6 +187,7 @@ def evaluate_features(
         "job": "evaluate",
         "featkit": __version__,
         "versions": dependency_versions(),
+        "machine": describe_machine(),
         "dataset": dataset,
         "protocol": {
             "name": proto.name,

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featkit.hardware import bf16_kernel_name, describe_runtime
+
 if TYPE_CHECKING:
     from featkit.evaluate.results import EvaluationResult
 
@@ -78,6 +80,25 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _machine_lines(prov: dict[str, Any]) -> list[str]:
+    """Where the numbers were computed, and in which precision each deep extractor ran:
+    bf16 results differ in their last digits between CPU kinds and GPU models."""
+    machine = prov.get("machine")
+    if not machine:
+        return []
+    kernels = bf16_kernel_name(machine.get("cpu_bf16"))
+    text = f"Computed on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores"
+    text += f", bf16 in {kernels}" if kernels else ", no native bf16"
+    if machine.get("gpus"):
+        text += ", GPU " + ", ".join(machine["gpus"])
+    lines = ["", text + ")."]
+    for name, config in (prov.get("extractors") or {}).items():
+        runtime = (config or {}).get("runtime")
+        if runtime:
+            lines.append(f"`{_cell(name)}` ran in {describe_runtime(runtime, machine)}.")
+    return lines
+
+
 def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
     """The report page as markdown text."""
     prov = result.provenance
@@ -91,6 +112,7 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         f"{data.get('n_images', '?')} images, {len(data['class_names'])} classes. "
         f"Protocol: {protocol['name']} ({protocol['description']}). "
         f"featkit {prov.get('featkit', '?')}, seed {prov.get('seed', 0)}.",
+        *_machine_lines(prov),
         "",
         "| rank | extractor | "
         + ("aligner | " if aligned else "")
@@ -189,7 +211,11 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         "",
         "```json",
         json.dumps(
-            {k: prov[k] for k in ("featkit", "versions", "extractors", "seed") if k in prov},
+            {
+                k: prov[k]
+                for k in ("featkit", "versions", "machine", "extractors", "seed")
+                if k in prov
+            },
             indent=2,
             default=str,
         ),
