@@ -595,6 +595,10 @@ def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
         return
     data, protocol = result.provenance["dataset"], result.provenance["protocol"]
     click.echo(f"{data['name']}: {data.get('n_images', '?')} images, {protocol['description']}")
+    from featkit.report.markdown import runtime_lines
+
+    for line in runtime_lines(result.provenance):
+        click.echo(line)
     click.echo(result.table())
     pairs = result.pair_table()
     if pairs is not None:

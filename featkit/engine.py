@@ -332,7 +332,7 @@ def _open_store_for(root: Path, plan: dict[str, Any]) -> ShardStore | None:
 
 def _store_provenance(fs: FeatureSet) -> dict[str, Any]:
     """The first shard's provenance, less its run-specific counts and timing."""
-    keep = ("created", "versions", "extractor", "dataset", "engine")
+    keep = ("created", "versions", "machine", "extractor", "dataset", "engine")
     provenance = {k: v for k, v in fs.provenance.items() if k in keep}
     return json.loads(json.dumps(provenance, default=str))
 

@@ -349,7 +349,11 @@ def test_bad_layers_name_what_exists():
 def test_config_records_how_the_network_runs():
     config = featkit.create_extractor("cnn", precision="fp32", device="cpu").config
     assert config["runtime"] == {"device": "cpu", "precision": "fp32", "batch_size": 8}
-    assert config["params"]["batch_size"] is None  # 8: the CPU's default forward batch
+    assert config["params"]["batch_size"] is None  # 8: the CPU's default at 224 px
+    # About 400k pixels a pass: more images when they are small, from 8 to 64.
+    for image_size, batch in [(96, 32), (160, 16), (384, 8), (32, 64)]:
+        extractor = featkit.create_extractor("cnn", device="cpu", image_size=image_size)
+        assert extractor.resolved_batch_size() == batch, image_size
     given = featkit.create_extractor("cnn", device="cpu", batch_size=5).config["runtime"]
     assert given["batch_size"] == 5
     auto = featkit.create_extractor("cnn", device="cpu").config["runtime"]

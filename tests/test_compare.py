@@ -280,9 +280,11 @@ def test_compare_says_which_precision_and_machine_computed_the_numbers(tmp_path)
     doc = json.loads((out / "results.json").read_text())
     runtime = doc["provenance"]["extractors"]["cnn"]["runtime"]
     precision = "bf16" if cpu_bf16_kernels() else "fp32"
-    assert runtime["precision"] == precision and runtime["batch_size"] == 8
-    assert f"cnn: {precision} on the CPU ({cpu_model()}" in proc.stderr
-    assert "pixels:" not in proc.stderr  # no device, no precision: nothing to say
+    assert runtime["precision"] == precision and runtime["batch_size"] == 64  # 32 px images
+    assert f"cnn runs in {precision} on the CPU ({cpu_model()}" in proc.stderr  # the log
+    header = proc.stdout.splitlines()[:2]  # the data set, then how cnn ran
+    assert header[1].startswith(f"cnn ran in {precision} on the CPU ({cpu_model()}")
+    assert "pixels ran" not in proc.stdout  # no device, no precision: nothing to say
     machine = doc["provenance"]["machine"]
     assert machine["cpu"] == cpu_model() and machine["cpu_bf16"] == cpu_bf16_kernels()
     report = (out / "report.md").read_text()

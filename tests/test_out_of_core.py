@@ -43,6 +43,7 @@ def test_a_store_extraction_equals_an_in_memory_one(digit_folder, tmp_path):
     assert len(store) == 197
     # The store knows its extractor, so an index of it can embed query images.
     assert store.metadata["provenance"]["extractor"] == whole.provenance["extractor"]
+    assert store.metadata["provenance"]["machine"] == whole.provenance["machine"]
 
 
 def test_an_interrupted_store_extraction_resumes_after_its_last_shard(

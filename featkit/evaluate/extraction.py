@@ -33,7 +33,7 @@ def announce_runtimes(extractors: Mapping[str, Extractor], say: Callable[[str], 
     for name, extractor in extractors.items():
         runtime = extractor.config.get("runtime")
         if runtime:
-            say(f"{name}: {describe_runtime(runtime)}")
+            say(f"{name} runs in {describe_runtime(runtime)}")
 
 
 @dataclass

@@ -167,7 +167,8 @@ def evaluate_features(
     for name, fs in sets.items():
         config = fs.provenance.get("extractor") or {}
         if config.get("runtime"):
-            say(f"{name}: {describe_runtime(config['runtime'], fs.provenance.get('machine'))}")
+            machine = fs.provenance.get("machine")
+            say(f"{name} was extracted in {describe_runtime(config['runtime'], machine)}")
         if config.get("state") is not None and proto.name != "holdout":
             say(
                 f"{name} learned from images (a codebook) when it was extracted: under "
@@ -196,6 +197,7 @@ def evaluate_features(
             "n_splits": len(splits),
         },
         "extractors": {n: fs.provenance.get("extractor") for n, fs in sets.items()},
+        "machines": {n: fs.provenance.get("machine") for n, fs in sets.items()},
         "classifiers": {c: CLASSIFIER_DESCRIPTIONS.get(c, repr(estimators[c])) for c in estimators},
         "seed": seed,
     }

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["write_report"]
+__all__ = ["runtime_lines", "write_report"]
 
 ACCURACY_PNG = "accuracy.png"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -91,11 +91,20 @@ def _machine_lines(prov: dict[str, Any]) -> list[str]:
     text += f", bf16 in {kernels}" if kernels else ", no native bf16"
     if machine.get("gpus"):
         text += ", GPU " + ", ".join(machine["gpus"])
-    lines = ["", text + ")."]
+    return ["", text + ")."] + [f"{line}." for line in runtime_lines(prov, code=True)]
+
+
+def runtime_lines(prov: dict[str, Any], *, code: bool = False) -> list[str]:
+    """ "cnn ran in bf16 on the CPU (...)" for each extractor of a result that ran on a
+    device in a precision (``code``: the name in markdown code quotes)."""
+    lines = []
+    machines = prov.get("machines") or {}  # per feature set, when scored from saved ones
     for name, config in (prov.get("extractors") or {}).items():
         runtime = (config or {}).get("runtime")
         if runtime:
-            lines.append(f"`{_cell(name)}` ran in {describe_runtime(runtime, machine)}.")
+            machine = machines.get(name) or prov.get("machine")
+            shown = f"`{_cell(name)}`" if code else name
+            lines.append(f"{shown} ran in {describe_runtime(runtime, machine)}")
     return lines
 
 
