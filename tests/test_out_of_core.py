@@ -14,8 +14,8 @@ from sklearn.metrics import accuracy_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 import featkit
-from featkit import engine
 from featkit.classify.knn import FaissKNNClassifier
+from featkit.engine import to_store
 from featkit.evaluate.out_of_core import knn_scores
 from featkit.features import FeatureSet
 from featkit.index import build_index, recall_at_k
@@ -51,7 +51,7 @@ def test_an_interrupted_store_extraction_resumes_after_its_last_shard(
 ):
     dataset = featkit.load_dataset(digit_folder)
     calls: list[int] = []
-    real_extract = engine.extract
+    real_extract = to_store.extract
 
     def interrupted(extractor, data, **kwargs):
         calls.append(len(data))
@@ -59,7 +59,7 @@ def test_an_interrupted_store_extraction_resumes_after_its_last_shard(
             raise KeyboardInterrupt
         return real_extract(extractor, data, **kwargs)
 
-    monkeypatch.setattr(engine, "extract", interrupted)
+    monkeypatch.setattr(to_store, "extract", interrupted)
     with pytest.raises(KeyboardInterrupt):
         featkit.extract_to_store("pixels", dataset, tmp_path / "s", shard_images=50, n_jobs=1)
     assert ShardStore(tmp_path / "s").n_shards == 2

@@ -69,17 +69,17 @@ def run_chunks(
     items: Sequence[Any],
     chunks: list[list[int]],
     scheduler: Any,
-    engine: dict[str, Any],
-) -> Iterator[Any]:
-    """Yield ``work(extractor, chunk, chunk_items, True)`` for every chunk, computed on the
-    cluster, as each finishes; cancel the unfinished ones if the caller stops early."""
+) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Yield ``(work(extractor, chunk, chunk_items, True), how)`` for every chunk, computed
+    on the cluster, as each finishes (``how``: the backend, the scheduler's address and the
+    number of workers); cancel the unfinished ones if the caller stops early."""
     distributed = _distributed()
     if not chunks:  # everything came from the cache
         return
     client, owned = connect(scheduler)
     try:
         workers = client.scheduler_info().get("workers", {})
-        engine.update(backend="dask", scheduler=client.scheduler.address, n_workers=len(workers))
+        how = {"backend": "dask", "scheduler": client.scheduler.address, "n_workers": len(workers)}
         # Sent once to every worker, not pickled into each task (a CNN's config is small,
         # but a fitted codebook is not).
         (remote,) = client.scatter([extractor], broadcast=True, hash=False)
@@ -98,7 +98,7 @@ def run_chunks(
         ]
         try:
             for future in distributed.as_completed(futures, loop=client.loop):
-                yield future.result()
+                yield future.result(), how
         finally:
             # An error or an interrupt here must not leave the rest running on the cluster.
             client.cancel(futures)

@@ -1,0 +1,301 @@
+"""How chunks of images are computed: in this process, in joblib workers, or read by
+torch DataLoader workers for a batched extractor (``cnn``) whose model runs here.
+
+Every runner yields ``(ChunkResult, how)`` pairs: the chunk's rows and failures, and how it
+was computed (workers, runner, measured read share), which the engine records in the
+provenance. Nothing is reported back through the caller's arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from threadpoolctl import threadpool_limits
+
+from featkit.data import Dataset
+from featkit.exceptions import ImageReadError
+from featkit.extractors.base import Extractor
+
+__all__ = [
+    "ChunkResult",
+    "add_notes",
+    "describe_chunk",
+    "extract_chunk",
+    "read_chunk",
+    "run_loader",
+    "run_local",
+]
+
+#: With n_jobs=None, workers start only when the job would take longer than this on one core.
+AUTO_PARALLEL_MIN_SECONDS = 3.0
+#: With n_jobs=None, a batched extractor gets data workers only when reading and resizing
+#: cost at least this fraction of its model's time (measured on the first chunk).
+LOADER_MIN_READ_SHARE = 0.1
+#: At most this many DataLoader workers (n_jobs=-1 on a large machine would start one per
+#: core, each holding prefetched chunks in shared memory).
+MAX_LOADER_WORKERS = 16
+
+
+@dataclass
+class ChunkResult:
+    """The result of one chunk: rows of the images that worked, reasons for the others."""
+
+    positions: list[int]  # dataset positions of the chunk's images
+    features: np.ndarray  # (n_ok, d)
+    ok: list[int] = field(default_factory=list)  # dataset positions with a row, in row order
+    unreadable: dict[int, str] = field(default_factory=dict)  # position -> why it can't be read
+    failed: dict[int, str] = field(default_factory=dict)  # position -> why extraction failed
+    notes: dict[str, int] = field(default_factory=dict)  # the extractor's transform_notes()
+
+
+def run_local(
+    extractor: Extractor,
+    dataset: Dataset,
+    chunks: list[list[int]],
+    n_workers: int,
+    backend: str | None,
+    auto: bool,
+) -> Iterator[tuple[ChunkResult, dict[str, Any]]]:
+    """Yield each chunk's result, in order, with how it was computed, in this process or in
+    ``n_workers`` joblib workers."""
+    if extractor.batched:
+        yield from run_loader(extractor, dataset, chunks, n_workers, auto)
+        return
+
+    def here(chunk: list[int]) -> ChunkResult:
+        return extract_chunk(extractor, chunk, _take(dataset.items, chunk), False)
+
+    todo = chunks
+    if auto and n_workers > 1:
+        # Probe with the first chunk here: starting workers (about 2 s with imports) only
+        # pays when the rest of the job would take longer than that on one core.
+        started = time.perf_counter()
+        first = here(chunks[0])
+        estimate = (time.perf_counter() - started) * (len(chunks) - 1)
+        todo = chunks[1:]
+        if estimate < AUTO_PARALLEL_MIN_SECONDS:
+            n_workers = 1
+        yield first, {"n_workers": n_workers}
+    how = {"n_workers": n_workers}
+    if n_workers == 1:
+        yield from ((here(chunk), how) for chunk in todo)
+        return
+    tasks = (
+        delayed(extract_chunk)(extractor, chunk, _take(dataset.items, chunk), True)
+        for chunk in todo
+    )
+    # Ordered generator: results stream back as they finish, so each is cached at once.
+    results = Parallel(n_jobs=n_workers, backend=backend, return_as="generator")(tasks)
+    yield from ((result, how) for result in results)
+
+
+def run_loader(
+    extractor: Extractor,
+    dataset: Dataset,
+    chunks: list[list[int]],
+    n_workers: int,
+    auto: bool,
+) -> Iterator[tuple[ChunkResult, dict[str, Any]]]:
+    """Batched extractors: DataLoader workers read and resize, this process runs the model.
+
+    Data workers get one thread each. With n_jobs=None the first chunk runs here, timing
+    reading against the model and counting the cores the model keeps busy. Workers start
+    when reading costs at least a tenth of the model's time and there are idle cores for
+    them (a GPU model leaves them idle), as many as keep the model fed; a model that
+    saturates the CPU reads here (workers would only contend with it for the same cores),
+    unless reading costs as much as the model itself.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    if not auto and n_workers == 1:
+        n_workers = 0  # n_jobs=1: everything in this process
+    # Each worker holds two prepared chunks (about 10 MB each at 224 px) in shared memory.
+    n_workers = min(n_workers, MAX_LOADER_WORKERS)
+    how: dict[str, Any] = {"runner": "dataloader", "torch_threads": torch.get_num_threads()}
+    if auto:
+        n_workers = 0
+        if len(chunks) > 1:
+            chunk, share, busy = _probe_chunk(extractor, dataset, chunks[0])
+            chunks = chunks[1:]
+            idle = effective_n_jobs(-1) - busy
+            if share >= LOADER_MIN_READ_SHARE and (idle >= 1 or share >= 1):
+                wanted = math.ceil(1.25 * share)
+                n_workers = max(1, min(wanted, len(chunks), math.floor(max(idle, 1))))
+            how.update(read_share=round(share, 3), model_busy_cores=round(busy, 2))
+            yield chunk, {**how, "n_workers": n_workers}
+    how["n_workers"] = n_workers
+    if not chunks:
+        return
+    if n_workers:
+        extractor._feature_dim()  # load the model here once: forked workers inherit it
+    loader = DataLoader(
+        _ChunkReader(extractor, dataset.items, chunks),
+        batch_size=None,  # each item is already a whole chunk
+        num_workers=n_workers,
+        prefetch_factor=2 if n_workers else None,
+    )
+    # Workers are forked (torch's default on Linux: they inherit the loaded model) and
+    # torch gives each one thread. OpenCV's thread count cannot be set inside a forked
+    # worker (its pool does not survive the fork: the call waits forever), so workers
+    # inherit a sequential OpenCV from this process, which does not use OpenCV meanwhile.
+    with _opencv_pool_off() if n_workers else contextlib.nullcontext():
+        for positions, prepared, ok, unreadable in loader:
+            batch = prepared.numpy() if isinstance(prepared, torch.Tensor) else prepared
+            yield describe_chunk(extractor, positions, batch, ok, unreadable), how
+
+
+def _probe_chunk(
+    extractor: Extractor, dataset: Dataset, chunk: list[int]
+) -> tuple[ChunkResult, float, float]:
+    """Run one chunk here; return it, the time reading took relative to the model's, and
+    the number of cores the model kept busy (CPU time over wall time)."""
+    items = _take(dataset.items, chunk)
+    with contextlib.suppress(Exception):  # load what reading and the model need, untimed
+        extractor.transform_prepared([extractor.prepare(items[0])])
+    started = time.perf_counter()
+    prepared, ok, unreadable = read_chunk(extractor, chunk, items)
+    read = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    result = describe_chunk(extractor, chunk, prepared, ok, unreadable)
+    model = max(time.perf_counter() - started, 1e-9)
+    return result, read / model, (time.process_time() - cpu) / model
+
+
+class _ChunkReader:
+    """A map-style dataset whose item i is chunk i, read and prepared (in a worker)."""
+
+    def __init__(self, extractor: Extractor, items: Any, chunks: list[list[int]]) -> None:
+        self.extractor = extractor
+        self.items = items
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, index: int) -> tuple[list[int], Any, list[int], dict[int, str]]:
+        positions = self.chunks[index]
+        prepared, ok, unreadable = read_chunk(
+            self.extractor, positions, _take(self.items, positions)
+        )
+        if prepared and all(p.shape == prepared[0].shape for p in prepared):
+            # One array: it crosses to the main process through shared memory, not pickle.
+            return positions, np.stack(prepared), ok, unreadable
+        return positions, prepared, ok, unreadable
+
+
+@contextlib.contextmanager
+def _opencv_pool_off() -> Iterator[None]:
+    """Run OpenCV sequentially (no thread pool) in this block."""
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(0)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _take(items: Sequence[Any] | np.ndarray, positions: list[int]) -> Sequence[Any]:
+    if isinstance(items, np.ndarray):
+        return items[positions]
+    return [items[i] for i in positions]
+
+
+def extract_chunk(
+    extractor: Extractor, positions: list[int], items: Sequence[Any], pin_threads: bool
+) -> ChunkResult:
+    """Prepare and describe one chunk of images; runs in a worker process."""
+    with _single_threaded() if pin_threads else contextlib.nullcontext():
+        prepared, ok, unreadable = read_chunk(extractor, positions, items)
+        return describe_chunk(extractor, positions, prepared, ok, unreadable)
+
+
+def read_chunk(
+    extractor: Extractor, positions: list[int], items: Sequence[Any]
+) -> tuple[list[np.ndarray], list[int], dict[int, str]]:
+    """Read and convert a chunk's images; unreadable ones are set aside with the reason."""
+    prepared: list[np.ndarray] = []
+    ok: list[int] = []
+    unreadable: dict[int, str] = {}
+    for pos, item in zip(positions, items, strict=True):
+        try:
+            prepared.append(extractor.prepare(item))
+            ok.append(pos)
+        except ImageReadError as exc:
+            unreadable[pos] = exc.reason
+    return prepared, ok, unreadable
+
+
+def describe_chunk(
+    extractor: Extractor,
+    positions: list[int],
+    prepared: list[np.ndarray] | np.ndarray,
+    ok: list[int],
+    unreadable: dict[int, str],
+) -> ChunkResult:
+    """Features of a chunk's prepared images; isolates the images the extractor fails on."""
+    failed: dict[int, str] = {}
+    try:
+        features = extractor.transform_prepared(prepared)
+        notes = extractor.transform_notes()
+    except Exception as exc:
+        features, kept, failed, notes = _one_by_one(extractor, list(prepared), ok)
+        if not kept and len(prepared) >= 2:
+            # Every image failing the same way is a bug or a bad parameter, not a bad
+            # image: stop (finished chunks are already cached) instead of hiding it.
+            raise exc
+        ok = kept
+    return ChunkResult(list(positions), features, ok, unreadable, failed, notes)
+
+
+def _one_by_one(
+    extractor: Extractor, prepared: list[np.ndarray], ok: list[int]
+) -> tuple[np.ndarray, list[int], dict[int, str], dict[str, int]]:
+    """Describe images one at a time to isolate the ones that make the extractor fail."""
+    rows, kept, failed = [], [], {}
+    notes: dict[str, int] = {}
+    for pos, image in zip(ok, prepared, strict=True):
+        try:
+            rows.append(extractor.transform_prepared([image])[0])
+            kept.append(pos)
+            add_notes(notes, extractor.transform_notes())
+        except Exception as exc:
+            failed[pos] = f"extraction failed: {type(exc).__name__}: {exc}"
+    dim = extractor._feature_dim() or 0
+    features = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+    return features, kept, failed, notes
+
+
+def add_notes(total: dict[str, int], more: dict[str, int]) -> None:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + int(value)
+
+
+@contextlib.contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Pin BLAS, OpenCV and torch to one thread in this worker."""
+    import cv2
+
+    previous_cv = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    torch = sys.modules.get("torch")
+    previous_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(previous_cv)
+        if torch is not None and previous_torch is not None:
+            torch.set_num_threads(previous_torch)
