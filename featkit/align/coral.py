@@ -21,8 +21,8 @@ from sklearn.utils.validation import check_is_fitted
 from featkit.align._linalg import Backend, make_backend
 from featkit.align.base import Aligner
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_bool, check_float
 from featkit.stats import RunningMoments, check_moments
+from featkit.validation import check_bool, check_float
 
 __all__ = ["CORAL", "COVARIANCES"]
 

@@ -22,7 +22,7 @@ from featkit.align._mmd import centred_scatter, leading_generalized_eigvecs, mmd
 from featkit.align.base import Aligner
 from featkit.align.tca import check_kernel, domain_mean_vector, kernel_matrix, landmarks
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_bool, check_float, check_int
+from featkit.validation import check_bool, check_float, check_int
 
 __all__ = ["JDA"]
 

@@ -13,8 +13,8 @@ from featkit.align._linalg import make_backend
 from featkit.align.base import Aligner
 from featkit.align.domains import MASKED
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_bool
 from featkit.stats import RunningMoments, check_moments
+from featkit.validation import check_bool
 
 __all__ = ["FIT_ON", "SharedLDA", "SharedPCA"]
 

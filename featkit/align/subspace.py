@@ -20,8 +20,8 @@ import numpy as np
 from featkit.align._linalg import Backend, make_backend
 from featkit.align.base import Aligner
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_bool
 from featkit.stats import RunningMoments, check_moments
+from featkit.validation import check_bool
 
 __all__ = ["SubspaceAlignment", "n_components_for_variance"]
 

@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from featkit.align._mmd import centred_scatter, leading_generalized_eigvecs, mmd_scatter
 from featkit.align.base import Aligner
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_float, check_int
+from featkit.validation import check_float, check_int
 
 __all__ = ["KERNELS", "TCA", "domain_mean_vector", "kernel_matrix", "landmarks"]
 

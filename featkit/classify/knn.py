@@ -21,9 +21,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_float, check_int
 from featkit.index import METRICS, FeatureIndex, resolve_device
 from featkit.store import ShardStore
+from featkit.validation import check_float, check_int
 
 __all__ = ["FaissKNNClassifier"]
 

@@ -52,8 +52,8 @@ from threadpoolctl import threadpool_limits
 
 from featkit._torch_device import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_bool, check_float, check_int
 from featkit.store import ShardStore
+from featkit.validation import check_bool, check_float, check_int
 
 __all__ = ["LinearProbe"]
 

@@ -26,7 +26,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_float, check_int
+from featkit.validation import check_float, check_int
 
 __all__ = ["CSweepClassifier"]
 

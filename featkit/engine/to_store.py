@@ -19,9 +19,9 @@ from featkit.data import Dataset
 from featkit.engine.extraction import DEFAULT_BATCH_SIZE, extract, quiet, resolve_inputs
 from featkit.exceptions import DatasetError, InvalidParameterError
 from featkit.extractors.base import Extractor
-from featkit.extractors.params import check_int
 from featkit.features import FeatureSet
 from featkit.store import ShardStore
+from featkit.validation import check_int
 
 __all__ = ["ENGINE_OPTIONS", "extract_to_store"]
 

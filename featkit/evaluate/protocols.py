@@ -26,7 +26,7 @@ from sklearn.model_selection import KFold as _PlainKFold
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_float, check_int
+from featkit.validation import check_float, check_int
 
 __all__ = [
     "DomainPairs",

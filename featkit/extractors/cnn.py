@@ -34,11 +34,11 @@ from featkit.extractors.backbones import (
     resolve_model_name,
 )
 from featkit.extractors.base import Extractor, InputSpec
-from featkit.extractors.params import check_bool, check_float, check_int
 from featkit.extractors.pooling import POOLINGS, pool
 from featkit.hardware import cpu_bf16_kernels
 from featkit.io import read_image
 from featkit.registry import register_extractor
+from featkit.validation import check_bool, check_float, check_int
 
 __all__ = ["CNN_ALIASES", "CNNExtractor"]
 

@@ -9,6 +9,7 @@ from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec
 from featkit.extractors.lbp import check_grid_fits, grid_cell_index, validate_grid
 from featkit.registry import register_extractor
+from featkit.validation import is_int
 
 __all__ = ["ColorHistExtractor"]
 
@@ -21,10 +22,6 @@ _SPACES = {
 _NORMALIZE = ("l1", "none")
 #: Largest joint histogram (bins per cell) accepted, e.g. 32 x 32 x 32 = 32768.
 MAX_JOINT_BINS = 65536
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @register_extractor("color-hist")
@@ -94,7 +91,7 @@ class ColorHistExtractor(Extractor):
         bins = self.bins if isinstance(self.bins, (tuple, list)) else [self.bins]
         if (
             len(bins) != (3 if isinstance(self.bins, (tuple, list)) else 1)
-            or not all(_is_int(b) for b in bins)
+            or not all(is_int(b) for b in bins)
             or not all(1 <= b <= 256 for b in bins)
         ):
             raise InvalidParameterError(

@@ -72,9 +72,9 @@ import numpy as np
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import InputSpec
 from featkit.extractors.local import LocalExtractor, LocalFeatures
-from featkit.extractors.params import check_bool, check_float, check_int
 from featkit.extractors.sift import SIFT_DIM, root_sift
 from featkit.registry import register_extractor
+from featkit.validation import check_bool, check_float, check_int
 
 __all__ = ["DenseSiftExtractor", "cv2_dense_sift", "dense_grid"]
 

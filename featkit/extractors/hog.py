@@ -30,6 +30,7 @@ from sklearn.exceptions import NotFittedError
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec
 from featkit.registry import register_extractor
+from featkit.validation import is_int
 
 __all__ = ["BLOCK_NORMS", "HogExtractor", "hog", "hog_feature_dim"]
 
@@ -48,15 +49,11 @@ _FLOAT32_EXACT = 1 << 24
 # --------------------------------------------------------------------------- parameters
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _check_pair(prefix: str, name: str, value: Any, example: str) -> tuple[int, int]:
     if (
         not isinstance(value, (tuple, list))
         or len(value) != 2
-        or not all(_is_int(v) and v > 0 for v in value)
+        or not all(is_int(v) and v > 0 for v in value)
     ):
         raise InvalidParameterError(
             f"{prefix}{name} must be a pair of positive integers (rows, columns) such as "
@@ -74,7 +71,7 @@ def _check_params(
     transform_sqrt: Any,
 ) -> tuple[int, tuple[int, int], tuple[int, int]]:
     """Validate the HOG parameters shared by :func:`hog` and the extractor."""
-    if not _is_int(orientations) or orientations < 1:
+    if not is_int(orientations) or orientations < 1:
         raise InvalidParameterError(
             f"{prefix}orientations must be a positive integer (number of bins over 0-180 "
             f"degrees), got {orientations!r}"

@@ -12,6 +12,7 @@ from skimage.feature import local_binary_pattern
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec
 from featkit.registry import register_extractor
+from featkit.validation import is_int
 
 __all__ = ["LBPExtractor", "grid_cell_index", "lbp_n_bins"]
 
@@ -107,12 +108,8 @@ def validate_grid(name: str, grid: object, size: object) -> None:
             )
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _is_int_pair(value: object) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_int, value))
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value))
 
 
 @register_extractor("lbp")
@@ -207,7 +204,7 @@ class LBPExtractor(Extractor):
                 points = list(self.points)
             else:
                 points = [self.points]
-            if not all(_is_int(p) for p in points):
+            if not all(is_int(p) for p in points):
                 raise InvalidParameterError(
                     f"lbp: points must be None, an integer or a tuple of integers, "
                     f"got {self.points!r}"

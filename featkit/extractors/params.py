@@ -1,43 +1,6 @@
-"""Parameter checks shared by extractors: each raises InvalidParameterError naming the
-extractor and the parameter, before any native code sees the value."""
+"""Moved to :mod:`featkit.validation` (the checks serve every part of featkit); kept so
+that plugins importing ``featkit.extractors.params`` keep working."""
 
-from __future__ import annotations
+from featkit.validation import check_bool, check_float, check_int, is_int, is_number
 
-import math
-from typing import Any
-
-import numpy as np
-
-from featkit.exceptions import InvalidParameterError
-
-__all__ = ["check_bool", "check_float", "check_int"]
-
-
-def check_int(name: str, param: str, value: Any, low: int, high: int | None = None) -> None:
-    """Raise InvalidParameterError unless ``value`` is an int in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidParameterError(
-            f"{name}: {param} must be an integer, got {value!r} ({type(value).__name__})"
-        )
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise InvalidParameterError(f"{name}: {param} must be {bound}, got {value}")
-
-
-def check_float(name: str, param: str, value: Any, low: float, *, strict: bool = False) -> None:
-    """Raise InvalidParameterError unless ``value`` is a finite number >= low (> if strict)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidParameterError(
-            f"{name}: {param} must be a number, got {value!r} ({type(value).__name__})"
-        )
-    if not math.isfinite(float(value)) or value < low or (strict and value == low):
-        op = ">" if strict else ">="
-        raise InvalidParameterError(f"{name}: {param} must be finite and {op} {low}, got {value}")
-
-
-def check_bool(name: str, param: str, value: Any) -> None:
-    """Raise InvalidParameterError unless ``value`` is a bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"{name}: {param} must be True or False, got {value!r} ({type(value).__name__})"
-        )
+__all__ = ["check_bool", "check_float", "check_int", "is_int", "is_number"]

@@ -6,8 +6,8 @@ import numpy as np
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec
-from featkit.extractors.params import check_int
 from featkit.registry import register_extractor
+from featkit.validation import check_int
 
 
 @register_extractor("pixels")

@@ -20,9 +20,9 @@ import numpy as np
 
 from featkit.extractors.base import InputSpec
 from featkit.extractors.local import LocalExtractor, LocalFeatures
-from featkit.extractors.params import check_bool, check_float, check_int
 from featkit.io import resize_image
 from featkit.registry import register_extractor
+from featkit.validation import check_bool, check_float, check_int
 
 __all__ = ["SiftExtractor", "root_sift"]
 
