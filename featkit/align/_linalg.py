@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from featkit._torch_device import resolve_torch_device
+from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 
 __all__ = ["BACKENDS", "DTYPES", "Backend", "make_backend"]

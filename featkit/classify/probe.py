@@ -50,7 +50,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from featkit._torch_device import resolve_torch_device
+from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 from featkit.store import ShardStore
 from featkit.validation import check_bool, check_float, check_int

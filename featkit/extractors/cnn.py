@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.backbones import (
     Backbone,
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _STAGE = re.compile(r"^stage(\d+)$")
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 #: Pixels per forward pass on the CPU by default: 8 images of 224 px. On 2 Zen 4 cores,
 #: lite0 in bf16 ran 159 images/s in passes of 8 at 224 px against 111 in passes of 32,
 #: but at 64 px passes of 8 ran 789 against 1,228-1,263 for 16-64 images.
@@ -153,15 +153,11 @@ class CNNExtractor(Extractor):
             check_int("cnn", "image_size", self.image_size, low=16)
         if self.batch_size is not None:
             check_int("cnn", "batch_size", self.batch_size, low=1)
-        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
-            raise InvalidParameterError(
-                f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {self.device!r}"
-            )
         if self.precision not in PRECISIONS:
             raise InvalidParameterError(
                 f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
             )
-        device = self._device()
+        device = self._device()  # an unknown or absent device is an error here
         if self.precision == "fp16" and device.type == "cpu":
             raise InvalidParameterError(
                 "precision='fp16' needs a GPU; on the CPU use 'bf16' or 'fp32'"
@@ -182,23 +178,7 @@ class CNNExtractor(Extractor):
     def _device(self) -> Any:
         import torch
 
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                built = "with" if torch.version.cuda else "without"
-                raise InvalidParameterError(
-                    f"device={self.device!r} but no CUDA GPU is available (torch "
-                    f"{torch.__version__} is built {built} CUDA); use device='auto' or 'cpu'"
-                )
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                raise InvalidParameterError(
-                    f"device={self.device!r}: there are only {torch.cuda.device_count()} GPUs"
-                )
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise InvalidParameterError("device='mps' but MPS is not available")
-        return device
+        return torch.device(resolve_torch_device(self.device, "cnn", allow_mps=True))
 
     def resolved_precision(self) -> str:
         """The precision "auto" stands for on this machine and device."""
