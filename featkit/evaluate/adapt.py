@@ -18,21 +18,19 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from featkit._version import __version__, dependency_versions
 from featkit.align import ALIGNER_DESCRIPTIONS, ALIGNERS, Aligner, make_aligner
-from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
+from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import DomainPairs, Split
+from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor
 from featkit.features import FeatureSet
-from featkit.hardware import describe_machine
 from featkit.registry import create_extractor
-from featkit.report.projection import check_view, project_2d
 
 logger = logging.getLogger(__name__)
 
@@ -143,24 +141,17 @@ def adapt(
     for row in rows:
         row["extract_s"] = round(extract_s, 3)
 
-    provenance = {
-        "job": "adapt",
-        "featkit": __version__,
-        "versions": dependency_versions(),
-        "machine": describe_machine(),
-        "dataset": dataset.describe(),
-        "protocol": {
-            "name": protocol.name,
-            "description": protocol.describe(),
-            "params": protocol.params(),
-            "n_splits": len(splits),
-            "unlabelled_left_out": unlabelled,
-        },
-        "extractors": {name: config},
-        "aligners": {a: _describe_aligner(a, al) for a, al in chosen_aligners.items()},
-        "classifiers": {c: CLASSIFIER_DESCRIPTIONS.get(c, repr(estimators[c])) for c in estimators},
-        "seed": seed,
-    }
+    provenance = job_provenance(
+        "adapt",
+        dataset=dataset.describe(),
+        protocol=protocol,
+        n_splits=len(splits),
+        extractors={name: config},
+        estimators=estimators,
+        seed=seed,
+        unlabelled_left_out=unlabelled,
+        aligners={a: _describe_aligner(a, al) for a, al in chosen_aligners.items()},
+    )
     return EvaluationResult(rows=rows, provenance=provenance, views=views)
 
 

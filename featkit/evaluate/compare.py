@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from featkit._version import __version__, dependency_versions
-from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
+from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, make_protocol
+from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
@@ -28,9 +28,7 @@ from featkit.exceptions import (
     PluginLoadError,
 )
 from featkit.extractors.base import Extractor
-from featkit.hardware import describe_machine
 from featkit.registry import create_extractor, list_extractors
-from featkit.report.projection import check_view, project_2d
 
 logger = logging.getLogger(__name__)
 
@@ -176,24 +174,17 @@ def compare(
             row["extract_s"] = round(extract_s, 3)
         rows += name_rows
 
-    provenance = {
-        "job": "compare",
-        "featkit": __version__,
-        "versions": dependency_versions(),
-        "machine": describe_machine(),
-        "dataset": dataset.describe(),
-        "protocol": {
-            "name": proto.name,
-            "description": proto.describe(),
-            "params": proto.params(),
-            "n_splits": len(splits),
-            "unlabelled_left_out": unlabelled,
-        },
-        "extractors": configs,
-        "classifiers": {c: CLASSIFIER_DESCRIPTIONS.get(c, repr(estimators[c])) for c in estimators},
-        "seed": seed,
-        "label_counts": np.bincount(dataset.labels, minlength=dataset.n_classes).tolist(),
-    }
+    provenance = job_provenance(
+        "compare",
+        dataset=dataset.describe(),
+        protocol=proto,
+        n_splits=len(splits),
+        extractors=configs,
+        estimators=estimators,
+        seed=seed,
+        unlabelled_left_out=unlabelled,
+        label_counts=np.bincount(dataset.labels, minlength=dataset.n_classes).tolist(),
+    )
     return EvaluationResult(rows=rows, provenance=provenance, skipped=skipped, views=views)
 
 

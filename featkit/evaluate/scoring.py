@@ -10,16 +10,16 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, clone
 
-from featkit._version import __version__, dependency_versions
-from featkit.classify.presets import CLASSIFIER_DESCRIPTIONS, make_classifier
+from featkit.classify.presets import make_classifier
 from featkit.evaluate.metrics import classification_scores
+from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
+from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
-from featkit.hardware import describe_machine, describe_runtime
-from featkit.report.projection import check_view, project_2d
+from featkit.hardware import describe_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -184,23 +184,16 @@ def evaluate_features(
     dataset.setdefault("name", "features")
     dataset["class_names"] = list(first.class_names)
     dataset["n_images"] = len(first)
-    provenance = {
-        "job": "evaluate",
-        "featkit": __version__,
-        "versions": dependency_versions(),
-        "machine": describe_machine(),
-        "dataset": dataset,
-        "protocol": {
-            "name": proto.name,
-            "description": proto.describe(),
-            "params": proto.params(),
-            "n_splits": len(splits),
-        },
-        "extractors": {n: fs.provenance.get("extractor") for n, fs in sets.items()},
-        "machines": {n: fs.provenance.get("machine") for n, fs in sets.items()},
-        "classifiers": {c: CLASSIFIER_DESCRIPTIONS.get(c, repr(estimators[c])) for c in estimators},
-        "seed": seed,
-    }
+    provenance = job_provenance(
+        "evaluate",
+        dataset=dataset,
+        protocol=proto,
+        n_splits=len(splits),
+        extractors={n: fs.provenance.get("extractor") for n, fs in sets.items()},
+        estimators=estimators,
+        seed=seed,
+        machines={n: fs.provenance.get("machine") for n, fs in sets.items()},
+    )
     return EvaluationResult(rows=rows, provenance=provenance, views=views)
 
 

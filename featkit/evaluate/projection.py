@@ -1,4 +1,5 @@
-"""2-D projections of features for the report's scatter plots."""
+"""2-D projections of features (PCA, t-SNE), computed with the results for the report's
+scatter plots."""
 
 from __future__ import annotations
 
