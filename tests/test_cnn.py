@@ -497,3 +497,36 @@ def test_auto_precision_follows_the_cpu_flags(monkeypatch):
     extractor = featkit.create_extractor("cnn", device="cpu")
     assert extractor.resolved_precision() == "bf16"
     assert extractor.config["runtime"]["cpu_bf16"] == "amx_bf16"
+
+
+def test_out_of_memory_halves_the_passes_and_leaves_the_extractor_unchanged(monkeypatch):
+    """A pass that runs out of GPU memory is retried at half the size, padded to it; the
+    limit is remembered by the network (the device's state), not written into the
+    extractor, whose __dict__ a transform leaves as it was (scikit-learn's rule)."""
+    from featkit.extractors.cnn import CNNExtractor
+
+    extractor = featkit.create_extractor("cnn", image_size=64, batch_size=8, device="cpu")
+    images = [skdata.chelsea(), skdata.coffee(), skdata.astronaut()] * 3  # 9 images
+    expected = extractor.transform(images)
+    seen: list[int] = []
+    real_forward = CNNExtractor._forward
+
+    def forward(self, batch):
+        seen.append(len(batch))
+        if len(batch) > 4:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(CNNExtractor, "_forward", forward)
+    before = dict(extractor.__dict__)
+    try:
+        X = extractor.transform(images)
+        assert seen == [8, 4, 4, 4]  # halved once, then every pass (the last padded) at 4
+        np.testing.assert_allclose(X, expected, rtol=1e-5, atol=1e-5)
+        assert extractor.__dict__.keys() == before.keys()
+        assert extractor._network().fitting_batch == 4
+        seen.clear()
+        extractor.transform(images[:2])
+        assert seen == [4]  # remembered for later calls
+    finally:
+        extractor._network().fitting_batch = None  # the network is shared by the process

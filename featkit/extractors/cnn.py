@@ -277,8 +277,10 @@ class CNNExtractor(Extractor):
         import torch
 
         out, start = [], 0
+        net = self._network()
         size = self.resolved_batch_size()
-        size = min(size, self.__dict__.get("_fitting_batch", size))
+        if net.fitting_batch is not None:
+            size = min(size, net.fitting_batch)
         while start < len(batch):
             part = batch[start : start + size]
             try:
@@ -290,7 +292,7 @@ class CNNExtractor(Extractor):
                     raise
             # Outside the except block, so the failed pass's tensors can be freed.
             size = max(1, size // 2)
-            self.__dict__["_fitting_batch"] = size  # remembered for the next chunks
+            net.fitting_batch = size  # the device's limit: remembered for the next chunks
             torch.cuda.empty_cache()
             logger.warning(
                 "GPU out of memory: forward passes of %d images from now; in reduced precision "
@@ -423,6 +425,9 @@ class _Network:
         self._stages = {n: int(_STAGE.match(n).group(1)) for n in layers if _STAGE.match(n)}
         self._check_layers()
         self._lock = threading.Lock()  # hooks are per call: one forward at a time
+        #: Images per pass that fit in the GPU's memory, once a pass ran out of it (None:
+        #: no limit met). State of the device, not of the extractor's parameters.
+        self.fitting_batch: int | None = None
 
     def _check_layers(self) -> None:
         n_stages = len(getattr(self.model, "feature_info", []) or [])
