@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from featkit._faiss import import_faiss
+from featkit._memory import peak_rss_bytes
 from featkit._version import __version__
 from featkit.exceptions import DatasetError, FeatkitError, InvalidParameterError
 from featkit.extractors.params import check_bool, check_int
@@ -843,19 +844,6 @@ def _measure_recall(
         "exact_queries_per_second": round(len(Q) / max(exact_seconds, 1e-9), 1),
         "seconds": round(exact_seconds + search_seconds, 4),
     }
-
-
-def peak_rss_bytes() -> int | None:
-    """The peak resident memory of this process so far; None where the OS does not say
-    (the ``resource`` module is POSIX only)."""
-    import sys
-
-    try:
-        import resource
-    except ImportError:
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, kB else
 
 
 def search_images(
