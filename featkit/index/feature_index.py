@@ -1,23 +1,15 @@
-"""Search indexes of features: build, add, search, save and load FAISS indexes.
+"""FeatureIndex: a FAISS index of feature rows with their ids, labels and extractor config.
 
-``FeatureIndex`` wraps a FAISS index made from a factory string (``"Flat"`` exact search,
-``"IVF1024,Flat"``, ``"HNSW32"``, ``"IVF256,PQ16"``, ...) with the ids, labels and class names
-of its rows and the config of the extractor that made them, so a query image can be embedded
-the same way. It is saved as the FAISS file plus a JSON sidecar (``PATH.json``), no pickle.
-
-Metrics: ``"cosine"`` (rows L2-normalised, inner product; scores are similarities, higher is
-closer) and ``"l2"`` (scores are Euclidean distances, lower is closer). Approximate indexes
-report recall@k against exact search (:meth:`FeatureIndex.recall_at_k`).
-
-The command line uses :func:`build_index` and :func:`search_images`.
+It is made from a factory string (``"Flat"`` exact search, ``"IVF1024,Flat"``, ``"HNSW32"``,
+``"IVF256,PQ16"``, ...), built from a FeatureSet, an array or a ShardStore larger than memory,
+searched in batches, and saved as the FAISS file plus a JSON sidecar (``PATH.json``), no
+pickle.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,154 +20,26 @@ from typing import Any
 import numpy as np
 
 from featkit._faiss import import_faiss
-from featkit._memory import peak_rss_bytes
 from featkit._version import __version__
 from featkit.exceptions import DatasetError, FeatkitError, InvalidParameterError
 from featkit.extractors.params import check_bool, check_int
 from featkit.features import FeatureSet
-from featkit.registry import extractor_from_config
-from featkit.store import ShardStore, open_features
+from featkit.index.factory import (
+    faiss_message,
+    is_flat,
+    new_index,
+    prepare_vectors,
+    resolve_device,
+    to_cpu,
+    to_device,
+)
+from featkit.index.recall import recall_at_k, sample_rows
+from featkit.store import ShardStore
 
-__all__ = ["FeatureIndex", "build_index", "recall_at_k", "search_images"]
+__all__ = ["FeatureIndex"]
 
-logger = logging.getLogger(__name__)
-
-METRICS = ("cosine", "l2")
 FORMAT = "featkit.FeatureIndex"
 FORMAT_VERSION = 1
-#: Rows used as queries when :func:`build_index` measures the recall of an approximate index.
-RECALL_QUERIES = 1000
-
-_GPU: dict[int, Any] = {}
-
-
-# -- helpers shared with FaissKNNClassifier --------------------------------------------------
-def resolve_device(device: str) -> str:
-    """``"cpu"`` or ``"cuda:N"`` for ``device`` in auto / cpu / cuda / cuda:N.
-
-    ``auto`` takes GPU 0 when faiss is a GPU build and sees a GPU; ``cuda`` without either is
-    an error that says so.
-    """
-    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    faiss = import_faiss()
-    gpu_build = hasattr(faiss, "StandardGpuResources") and hasattr(faiss, "index_cpu_to_gpu")
-    n_gpus = faiss.get_num_gpus() if gpu_build else 0
-    if device == "auto":
-        return "cuda:0" if n_gpus > 0 else "cpu"
-    if not gpu_build:
-        raise InvalidParameterError(
-            f"device={device!r} needs a GPU build of faiss (conda's faiss-gpu, or a build with "
-            "CUDA); the installed faiss is CPU-only: use device='cpu' or 'auto'"
-        )
-    gpu = int(device.partition(":")[2] or 0)
-    if gpu >= n_gpus:
-        raise InvalidParameterError(f"device={device!r} but faiss sees {n_gpus} GPU(s)")
-    return f"cuda:{gpu}"
-
-
-def new_index(dim: int, factory: str, metric: str) -> Any:
-    """An empty CPU FAISS index from a factory string (inner product for cosine)."""
-    faiss = import_faiss()
-    if metric not in METRICS:
-        raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")
-    if not isinstance(factory, str) or not factory.strip():
-        raise InvalidParameterError(f"bad FAISS index string {factory!r}")
-    kind = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-    try:
-        index = faiss.index_factory(int(dim), factory, kind)
-    except RuntimeError as exc:
-        raise InvalidParameterError(
-            f"bad FAISS index string {factory!r}: {_faiss_message(exc)}"
-        ) from None
-    _no_polysemous_training(faiss, index)
-    return index
-
-
-def _no_polysemous_training(faiss: Any, index: Any) -> None:
-    """Skip the polysemous training of PQ codes that the factory turns on: it only serves
-    the polysemous search mode, which featkit never enables, and took 27 s of the 28 s
-    training of a "PQ16" index on 1,797 vectors (it does not shrink with the data)."""
-    parts = [faiss.downcast_index(index)]
-    try:
-        parts.append(faiss.extract_index_ivf(index))
-    except (RuntimeError, AttributeError):
-        pass
-    inner = getattr(parts[0], "index", None)  # a pre-transform (PCA, OPQ) wraps the index
-    if inner is not None:
-        parts.append(faiss.downcast_index(inner))
-    for part in parts:
-        if hasattr(part, "do_polysemous_training"):
-            part.do_polysemous_training = False
-
-
-def to_device(index: Any, device: str, *, strict: bool) -> tuple[Any, str]:
-    """``index`` moved to ``device`` ("cpu" or "cuda:N"), and the device it ended on.
-
-    Index types FAISS cannot put on a GPU (HNSW, ...) stay on the CPU unless ``strict``.
-    """
-    if device == "cpu":
-        return index, "cpu"
-    faiss = import_faiss()
-    gpu_id = int(device.partition(":")[2])
-    if gpu_id not in _GPU:  # one set of resources (streams, scratch memory) per GPU
-        _GPU[gpu_id] = faiss.StandardGpuResources()
-    try:
-        gpu = faiss.index_cpu_to_gpu(_GPU[gpu_id], gpu_id, index)
-    except RuntimeError as exc:
-        if strict:
-            raise InvalidParameterError(
-                f"faiss cannot run this index on {device}: {_faiss_message(exc)}"
-            ) from None
-        logger.debug("index stays on the CPU: %s", exc)
-        return index, "cpu"
-    return gpu, device
-
-
-def to_cpu(index: Any) -> Any:
-    """A CPU copy of a GPU index (the index itself when it is on the CPU)."""
-    faiss = import_faiss()
-    if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__:
-        return faiss.index_gpu_to_cpu(index)
-    return index
-
-
-def prepare_vectors(X: Any, metric: str, dim: int | None = None) -> np.ndarray:
-    """Float32 C-contiguous rows, L2-normalised for cosine; checks shape and finiteness."""
-    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-    if X.ndim != 2:
-        raise InvalidParameterError(f"expected a 2-D array of features, got shape {X.shape}")
-    if dim is not None and X.shape[1] != dim:
-        raise InvalidParameterError(f"features have {X.shape[1]} dimensions, the index {dim}")
-    if not np.isfinite(X).all():
-        raise InvalidParameterError("features contain NaN or inf")
-    if metric == "cosine":
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        X = X / np.maximum(norms, 1e-12)
-    return X
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of the true k nearest rows (``truth``, (n, k)) that ``found`` (n, k) has."""
-    found, truth = np.asarray(found), np.asarray(truth)
-    if found.shape != truth.shape or found.ndim != 2:
-        raise InvalidParameterError(f"shapes differ: found {found.shape}, truth {truth.shape}")
-    if found.size == 0:
-        return float("nan")
-    hits = sum(len(np.intersect1d(f[f >= 0], t)) for f, t in zip(found, truth, strict=True))
-    return hits / truth.size
-
-
-def _faiss_message(exc: BaseException) -> str:
-    """What went wrong, from a faiss error ("Error in <C++ signature> at file:line: Error:
-    'check' failed: message")."""
-    text = " ".join(str(exc).split())
-    for marker in ("failed: ", "Error: "):
-        if marker in text:
-            return text.rsplit(marker, 1)[1]
-    return text or type(exc).__name__
 
 
 class FeatureIndex:
@@ -227,7 +91,7 @@ class FeatureIndex:
         self.stats: dict[str, Any] = {}
         self._device_request = device
         cpu_index = new_index(self.dim, factory, metric)
-        self._exact = _is_flat(cpu_index)
+        self._exact = is_flat(cpu_index)
         self._index, self.device = to_device(
             cpu_index,
             resolve_device(device),
@@ -310,7 +174,7 @@ class FeatureIndex:
         )
         index.dataset = _dataset_summary(provenance)
         if not index._index.is_trained:
-            index.train(store.take(_sample_rows(len(store), train_size, seed)))
+            index.train(store.take(sample_rows(len(store), train_size, seed)))
         for k, (X, y) in enumerate(store.batches(progress=None, desc=f"indexing ({factory})")):
             if len(X) == 0:  # a shard of images that all failed
                 continue
@@ -357,7 +221,7 @@ class FeatureIndex:
         except RuntimeError as exc:
             raise InvalidParameterError(
                 f"cannot train a {self.factory!r} index on {len(X)} vectors: "
-                f"{_faiss_message(exc)} (give more vectors or choose fewer lists / centroids)"
+                f"{faiss_message(exc)} (give more vectors or choose fewer lists / centroids)"
             ) from None
         self.stats["train_seconds"] = round(time.perf_counter() - start, 4)
         self._apply_knobs()  # some knobs only exist once trained
@@ -660,7 +524,7 @@ class FeatureIndex:
         try:
             cpu_index = faiss.read_index(str(src))
         except RuntimeError as exc:
-            raise DatasetError(f"cannot read {src}: {_faiss_message(exc)}") from None
+            raise DatasetError(f"cannot read {src}: {faiss_message(exc)}") from None
         store = _referenced_store(meta, src) if "store" in meta else None
         n = int(meta["store"]["rows"]) if store is not None else len(meta.get("ids") or [])
         n_labels = n if store is not None else len(meta.get("labels") or [])
@@ -679,7 +543,7 @@ class FeatureIndex:
         self.dataset = meta.get("dataset")
         self.stats = dict(meta.get("stats") or {})
         self._device_request = device
-        self._exact = _is_flat(cpu_index)
+        self._exact = is_flat(cpu_index)
         self._index, self.device = to_device(
             cpu_index, resolve_device(device), strict=str(device).startswith("cuda")
         )
@@ -703,7 +567,7 @@ class FeatureIndex:
         faiss = import_faiss()
         self.__dict__.update(state)
         cpu_index = faiss.deserialize_index(state["_index"])
-        self._exact = _is_flat(cpu_index)
+        self._exact = is_flat(cpu_index)
         try:
             device = resolve_device(state.get("_device_request", "auto"))
         except InvalidParameterError:  # unpickled where that GPU is missing
@@ -739,11 +603,6 @@ def _dataset_summary(provenance: dict[str, Any]) -> dict[str, Any] | None:
     return {"name": dataset.get("name"), "root": dataset.get("root")}
 
 
-def _is_flat(cpu_index: Any) -> bool:
-    faiss = import_faiss()
-    return isinstance(faiss.downcast_index(cpu_index), faiss.IndexFlat)
-
-
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
@@ -752,151 +611,3 @@ def _temp_beside(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     return Path(name)
-
-
-# -- what the command line calls --------------------------------------------------------------
-def build_index(
-    features: str | os.PathLike | FeatureSet | ShardStore,
-    factory: str = "Flat",
-    out: str | os.PathLike | None = None,
-    *,
-    metric: str = "cosine",
-    nprobe: int | None = None,
-    ef_search: int | None = None,
-    device: str = "auto",
-    recall_k: int = 10,
-    queries: str | os.PathLike | FeatureSet | ShardStore | np.ndarray | None = None,
-    train_size: int = 100_000,
-    seed: int = 0,
-    copy_ids: bool = False,
-) -> FeatureIndex:
-    """Index saved features (a FeatureSet folder or ``.npz``, or a :class:`ShardStore`
-    folder, streamed shard by shard) and save the index to ``out``.
-
-    An approximate index reports recall@``recall_k`` against exact search in
-    ``index.stats["recall"]``: on ``queries`` (held-out features: an array, FeatureSet or
-    store; up to 1,000 rows, seeded) or, without them, on 1,000 indexed rows. A store's index
-    is trained on ``train_size`` rows drawn with ``seed``, and reads its rows' ids and labels
-    from the store's files unless ``copy_ids`` (see :meth:`FeatureIndex.from_store`).
-    ``index.stats`` also records the build time, the index size and the process's peak
-    memory.
-    """
-    started = time.perf_counter()
-    data = features if isinstance(features, (FeatureSet, ShardStore)) else open_features(features)
-    if len(data) == 0:
-        raise DatasetError("there are no feature rows to index")
-    knobs = {"nprobe": nprobe, "ef_search": ef_search, "device": device}
-    if isinstance(data, ShardStore):
-        index = FeatureIndex.from_store(
-            data, factory, metric, train_size=train_size, seed=seed, copy_ids=copy_ids, **knobs
-        )
-    else:
-        index = FeatureIndex.from_features(data, factory, metric, **knobs)
-    index.stats["build_seconds"] = round(time.perf_counter() - started, 4)
-    if not index.is_exact:
-        index.stats["recall"] = _measure_recall(index, data, queries, recall_k, seed)
-    if out is not None:
-        index.save(out)
-        index.stats["index_bytes"] = Path(out).stat().st_size
-    index.stats["peak_rss_bytes"] = peak_rss_bytes()
-    return index
-
-
-def _query_rows(queries: Any, seed: int) -> np.ndarray:
-    """Up to RECALL_QUERIES rows of held-out query features, drawn with ``seed``."""
-    if isinstance(queries, (str, os.PathLike)):
-        queries = open_features(queries)
-    n = len(queries)
-    picked = _sample_rows(n, RECALL_QUERIES, seed)
-    if isinstance(queries, ShardStore):
-        return queries.take(picked)
-    rows = queries.X if isinstance(queries, FeatureSet) else np.asarray(queries)
-    return np.asarray(rows[picked])
-
-
-def _sample_rows(n: int, size: int, seed: int) -> np.ndarray:
-    """``min(size, n)`` distinct positions in ``0..n-1`` drawn with ``seed``, in order."""
-    return np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False))
-
-
-def _measure_recall(
-    index: FeatureIndex, data: FeatureSet | ShardStore, queries: Any, k: int, seed: int
-) -> dict[str, Any]:
-    held_out = queries is not None
-    Q = _query_rows(data if queries is None else queries, seed)
-    k = min(k, len(data))
-    start = time.perf_counter()
-    if isinstance(data, ShardStore):
-        _, truth = index.exact_search_store(Q, data, k)
-    else:
-        _, truth = index.exact_search(Q, data.X, k)
-    exact_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    _, found = index.search(Q, k)
-    search_seconds = time.perf_counter() - start
-    return {
-        "k": k,
-        "recall_at_k": round(recall_at_k(found, truth), 4),
-        "queries": len(Q),
-        "held_out": held_out,
-        "nprobe": index.nprobe,
-        "ef_search": index.ef_search,
-        "queries_per_second": round(len(Q) / max(search_seconds, 1e-9), 1),
-        "exact_queries_per_second": round(len(Q) / max(exact_seconds, 1e-9), 1),
-        "seconds": round(exact_seconds + search_seconds, 4),
-    }
-
-
-def search_images(
-    index: str | os.PathLike | FeatureIndex,
-    images: Sequence[Any],
-    k: int = 10,
-    *,
-    extractor: Any | None = None,
-    device: str = "auto",
-    nprobe: int | None = None,
-    ef_search: int | None = None,
-) -> list[dict[str, Any]]:
-    """Retrieve the k nearest indexed images of each query image.
-
-    ``index``: a saved index path or a FeatureIndex. ``images``: paths (or arrays) of query
-    images; they are embedded by the extractor saved with the index (re-created from its
-    config), or by ``extractor`` when given (needed for extractors that learn a codebook,
-    whose fitted state is not saved with features). ``nprobe`` / ``ef_search`` override the
-    saved search knobs of an IVF / HNSW index. Returns one row per result:
-    ``{"query", "rank", "id", "path", "label", "score"}`` (rank from 1; score: cosine
-    similarity or Euclidean distance).
-    """
-    idx = index if isinstance(index, FeatureIndex) else FeatureIndex.load(index, device=device)
-    if nprobe is not None:
-        idx.nprobe = nprobe
-    if ef_search is not None:
-        idx.ef_search = ef_search
-    if isinstance(images, (str, bytes, os.PathLike)):
-        images = [images]
-    if extractor is None:
-        extractor = extractor_from_config(idx.extractor)
-    X = extractor.transform(list(images))
-    scores, rows = idx.search(X, k)
-    results: list[dict[str, Any]] = []
-    # All ids at once: an index of a store reads each shard's ids file once.
-    ids = np.full(rows.shape, None, dtype=object)
-    ids[rows >= 0] = idx.id_of(rows[rows >= 0])
-    for q, image in enumerate(images):
-        query = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"<image {q}>"
-        labels = idx.label_names(rows[q])
-        for rank, (row, score) in enumerate(zip(rows[q], scores[q], strict=True), start=1):
-            if row < 0:
-                continue
-            image_id = str(ids[q, rank - 1])
-            results.append(
-                {
-                    "query": query,
-                    "rank": rank,
-                    "id": image_id,
-                    "path": idx._path_of_id(image_id),
-                    "label": labels[rank - 1],
-                    "score": float(score),
-                }
-            )
-    return results
