@@ -12,9 +12,10 @@ report recall@k against exact search (:meth:`FeatureIndex.recall_at_k`).
 The command line uses :func:`build_index` and :func:`search_images`.
 
 Modules: ``factory`` (FAISS indexes from factory strings, devices, vectors),
-``feature_index`` (:class:`FeatureIndex`), ``recall`` (recall@k and the rows it is measured
-on), ``build`` (:func:`build_index` and its statistics), ``retrieval``
-(:func:`search_images`). Every name is importable from ``featkit.index`` itself.
+``feature_index`` (:class:`FeatureIndex`), ``persistence`` (its files: the FAISS index and
+the JSON sidecar), ``recall`` (recall@k and the rows it is measured on), ``build``
+(:func:`build_index` and its statistics), ``retrieval`` (:func:`search_images`). Every name
+is importable from ``featkit.index`` itself.
 """
 
 from featkit._memory import peak_rss_bytes
@@ -27,7 +28,8 @@ from featkit.index.factory import (
     to_cpu,
     to_device,
 )
-from featkit.index.feature_index import FORMAT, FORMAT_VERSION, FeatureIndex
+from featkit.index.feature_index import FeatureIndex
+from featkit.index.persistence import FORMAT, FORMAT_VERSION
 from featkit.index.recall import RECALL_QUERIES, recall_at_k
 from featkit.index.retrieval import search_images
 from featkit.registry import extractor_from_config

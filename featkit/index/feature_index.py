@@ -8,20 +8,16 @@ pickle.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from featkit._faiss import import_faiss
-from featkit._version import __version__
-from featkit.exceptions import DatasetError, FeatkitError, InvalidParameterError
+from featkit.exceptions import InvalidParameterError
 from featkit.extractors.params import check_bool, check_int
 from featkit.features import FeatureSet
 from featkit.index.factory import (
@@ -33,13 +29,15 @@ from featkit.index.factory import (
     to_cpu,
     to_device,
 )
+from featkit.index.persistence import read_index_files, write_index_files
 from featkit.index.recall import recall_at_k, sample_rows
 from featkit.store import ShardStore
 
 __all__ = ["FeatureIndex"]
 
-FORMAT = "featkit.FeatureIndex"
-FORMAT_VERSION = 1
+#: Queries searched at a time unless told: also what an index saved before featkit recorded
+#: its batch size is loaded with.
+DEFAULT_BATCH_SIZE = 4096
 
 
 class FeatureIndex:
@@ -75,7 +73,7 @@ class FeatureIndex:
         device: str = "auto",
         nprobe: int | None = None,
         ef_search: int | None = None,
-        batch_size: int = 4096,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         class_names: Sequence[str] | None = None,
         extractor: dict[str, Any] | None = None,
     ) -> None:
@@ -89,14 +87,7 @@ class FeatureIndex:
         self.extractor = extractor
         self.dataset: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {}
-        self._device_request = device
-        cpu_index = new_index(self.dim, factory, metric)
-        self._exact = is_flat(cpu_index)
-        self._index, self.device = to_device(
-            cpu_index,
-            resolve_device(device),
-            strict=isinstance(device, str) and device.startswith("cuda"),
-        )
+        self._place(new_index(self.dim, factory, metric), device)
         self._store: ShardStore | None = None  # ids and labels read from a store's files
         self.ids = np.zeros(0, dtype=str)
         self.labels = np.zeros(0, dtype=np.int64)
@@ -106,6 +97,21 @@ class FeatureIndex:
             self.nprobe = nprobe
         if ef_search is not None:
             self.ef_search = ef_search
+
+    def _place(self, cpu_index: Any, device: str, *, fall_back_to_cpu: bool = False) -> None:
+        """Put ``cpu_index`` on ``device`` (auto / cpu / cuda / cuda:N). An index type that
+        cannot run on a GPU stays on the CPU unless a cuda device was asked for; with
+        ``fall_back_to_cpu`` (unpickling) a missing GPU means the CPU, not an error."""
+        self._device_request = device
+        self._exact = is_flat(cpu_index)
+        try:
+            resolved = resolve_device(device)
+        except InvalidParameterError:
+            if not fall_back_to_cpu:
+                raise
+            resolved = "cpu"  # unpickled where that GPU is missing
+        strict = not fall_back_to_cpu and device.startswith("cuda")
+        self._index, self.device = to_device(cpu_index, resolved, strict=strict)
 
     # -- building ------------------------------------------------------------------------------
     @classmethod
@@ -464,22 +470,25 @@ class FeatureIndex:
     # -- saving ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the FAISS index to ``path`` and its metadata to ``path + '.json'``."""
-        faiss = import_faiss()
-        out = Path(path).expanduser()
-        if out.is_dir():
-            raise InvalidParameterError(f"cannot save an index to {out}: it is a folder")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": {"featkit": __version__, "faiss": getattr(faiss, "__version__", None)},
+        return write_index_files(path, self._index, self._meta())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> FeatureIndex:
+        """Read an index written by :meth:`save`."""
+        meta, cpu_index, store = read_index_files(path)
+        return cls._from_meta(meta, cpu_index, device, store=store)
+
+    def _meta(self) -> dict[str, Any]:
+        """What :meth:`save` writes beside the FAISS index and pickling carries, as
+        :meth:`_from_meta` reads it: every field but the device, which the reader chooses."""
+        meta: dict[str, Any] = {
             "factory": self.factory,
             "metric": self.metric,
             "dim": self.dim,
             "n": self.ntotal,
             "nprobe": self._nprobe,
             "ef_search": self._ef_search,
+            "batch_size": self.batch_size,
             "class_names": self.class_names,
             "extractor": self.extractor,
             "dataset": self.dataset,
@@ -488,67 +497,34 @@ class FeatureIndex:
         if self._store is not None:
             meta["store"] = {"path": str(self._store.path.resolve()), "rows": self._n_rows}
         else:
-            meta.update(ids=self.ids.tolist(), labels=self.labels.tolist())
-        # Written beside their destinations and renamed in place: never half a file.
-        sidecar = _sidecar(out)
-        tmp_index = _temp_beside(out)
-        tmp_meta = _temp_beside(sidecar)
-        try:
-            faiss.write_index(to_cpu(self._index), str(tmp_index))
-            tmp_meta.write_text(json.dumps(meta, default=str))
-            os.replace(tmp_index, out)
-            os.replace(tmp_meta, sidecar)
-        finally:
-            for tmp in (tmp_index, tmp_meta):
-                tmp.unlink(missing_ok=True)
-        return out
+            meta.update(ids=self.ids, labels=self.labels)
+        return meta
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> FeatureIndex:
-        """Read an index written by :meth:`save`."""
-        faiss = import_faiss()
-        src = Path(path).expanduser()
-        sidecar = _sidecar(src)
-        if not src.is_file():
-            raise DatasetError(f"no index file at {src}")
-        if not sidecar.is_file():
-            raise DatasetError(f"{src} has no {sidecar.name} beside it: not a featkit index")
-        try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"cannot read {sidecar}: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise DatasetError(f"{sidecar} is not a featkit index description")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise DatasetError(f"{src} was written by a newer featkit; upgrade featkit to read it")
-        try:
-            cpu_index = faiss.read_index(str(src))
-        except RuntimeError as exc:
-            raise DatasetError(f"cannot read {src}: {faiss_message(exc)}") from None
-        store = _referenced_store(meta, src) if "store" in meta else None
-        n = int(meta["store"]["rows"]) if store is not None else len(meta.get("ids") or [])
-        n_labels = n if store is not None else len(meta.get("labels") or [])
-        if (cpu_index.d, cpu_index.ntotal, n) != (meta.get("dim"), n, n_labels):
-            raise DatasetError(
-                f"{src} holds {cpu_index.ntotal} rows of {cpu_index.d} dimensions but "
-                f"{sidecar.name} describes {n} of {meta.get('dim')}: the files do not match"
-            )
+    def _from_meta(
+        cls,
+        meta: dict[str, Any],
+        cpu_index: Any,
+        device: str,
+        *,
+        store: ShardStore | None = None,
+        fall_back_to_cpu: bool = False,
+    ) -> FeatureIndex:
+        """The index that :meth:`_meta` describes, around ``cpu_index``, on ``device``; the
+        ids and labels of its rows come from ``store`` when the index refers to one."""
         self = cls.__new__(cls)
         self.dim = int(meta["dim"])
         self.factory = str(meta["factory"])
         self.metric = str(meta["metric"])
-        self.batch_size = 4096
+        # Sidecars written before featkit recorded the batch size have none: the default.
+        self.batch_size = int(meta.get("batch_size", DEFAULT_BATCH_SIZE))
         self.class_names = meta.get("class_names")
         self.extractor = meta.get("extractor")
         self.dataset = meta.get("dataset")
         self.stats = dict(meta.get("stats") or {})
-        self._device_request = device
-        self._exact = is_flat(cpu_index)
-        self._index, self.device = to_device(
-            cpu_index, resolve_device(device), strict=str(device).startswith("cuda")
-        )
+        self._place(cpu_index, device, fall_back_to_cpu=fall_back_to_cpu)
         if store is not None:
-            self._use_store(store, n)
+            self._use_store(store, int(meta["store"]["rows"]))
         else:
             self.ids = np.asarray(meta["ids"], dtype=str)
             self.labels = np.asarray(meta["labels"], dtype=np.int64)
@@ -556,43 +532,28 @@ class FeatureIndex:
         self._apply_knobs()
         return self
 
-    # pickling (FaissKNNClassifier is pickled by joblib): the index travels as FAISS bytes.
-    def __getstate__(self) -> dict[str, Any]:
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (joblib pickles FaissKNNClassifier) as what save writes, with the FAISS
+        # index as bytes (a GPU one by its CPU copy) and the store object itself, and rebuilt
+        # by _from_meta like a loaded index: the field list is written once.
         faiss = import_faiss()
-        state = dict(self.__dict__)
-        state["_index"] = faiss.serialize_index(to_cpu(self._index))
-        return state
+        data = faiss.serialize_index(to_cpu(self._index))
+        return (_unpickle, (type(self), self._meta(), data, self._device_request, self._store))
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        faiss = import_faiss()
-        self.__dict__.update(state)
-        cpu_index = faiss.deserialize_index(state["_index"])
-        self._exact = is_flat(cpu_index)
-        try:
-            device = resolve_device(state.get("_device_request", "auto"))
-        except InvalidParameterError:  # unpickled where that GPU is missing
-            device = "cpu"
-        self._index, self.device = to_device(cpu_index, device, strict=False)
-        self._apply_knobs()
+
+def _unpickle(
+    cls: type[FeatureIndex],
+    meta: dict[str, Any],
+    data: np.ndarray,
+    device: str,
+    store: ShardStore | None,
+) -> FeatureIndex:
+    """A pickled FeatureIndex (see ``FeatureIndex.__reduce__``)."""
+    cpu_index = import_faiss().deserialize_index(data)
+    return cls._from_meta(meta, cpu_index, device, store=store, fall_back_to_cpu=True)
 
 
 _KNOB_NAMES = {"nprobe": "nprobe", "efSearch": "ef_search"}
-
-
-def _referenced_store(meta: dict[str, Any], src: Path) -> ShardStore:
-    """The feature store whose files hold the ids and labels of a saved index's rows."""
-    path, rows = meta["store"]["path"], int(meta["store"]["rows"])
-    try:
-        store = ShardStore(path)
-    except FeatkitError as exc:
-        raise DatasetError(
-            f"{src} reads the ids and labels of its rows from the feature store {path}, "
-            f"which cannot be opened ({exc}); rebuild the index, or build it with "
-            "copy_ids=True (--copy-ids) to make it independent of the store"
-        ) from None
-    if len(store) < rows:
-        raise DatasetError(f"{src} indexes {rows} rows but the store {path} has {len(store)}")
-    return store
 
 
 def _dataset_summary(provenance: dict[str, Any]) -> dict[str, Any] | None:
@@ -601,13 +562,3 @@ def _dataset_summary(provenance: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(dataset, dict):
         return None
     return {"name": dataset.get("name"), "root": dataset.get("root")}
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
-def _temp_beside(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    return Path(name)
