@@ -1,10 +1,11 @@
-"""FAISS indexes from factory strings, and the devices they run on.
+"""FAISS indexes from factory strings, the devices they run on and their search parameters.
 
-The faiss calls that :class:`~featkit.index.FeatureIndex` and
-:class:`~featkit.classify.knn.FaissKNNClassifier` share: an empty index from a factory string
-and a metric, moving it to a GPU and back, the vectors it takes, and faiss's error messages
-made readable. faiss itself is imported through :func:`featkit._faiss.import_faiss`, which
-picks its BLAS kernel.
+The faiss calls under :class:`~featkit.index.FeatureIndex`: an empty index from a factory
+string and a metric, moving it to a GPU and back (:func:`resolve_device` also serves
+:class:`~featkit.classify.knn.FaissKNNClassifier`), setting and reading its search parameters
+(``nprobe``, ``efSearch``), the vectors it takes, and faiss's error messages made readable.
+faiss itself is imported through :func:`featkit._faiss.import_faiss`, which picks its BLAS
+kernel.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ __all__ = [
     "is_flat",
     "new_index",
     "prepare_vectors",
+    "read_search_parameter",
     "resolve_device",
+    "set_search_parameter",
     "to_cpu",
     "to_device",
 ]
@@ -34,6 +37,8 @@ logger = logging.getLogger(__name__)
 METRICS = ("cosine", "l2")
 
 _GPU: dict[int, Any] = {}
+#: featkit's names of the FAISS search parameters, for error messages.
+_PARAMETER_NAMES = {"nprobe": "nprobe", "efSearch": "ef_search"}
 
 
 def resolve_device(device: str) -> str:
@@ -126,6 +131,36 @@ def to_cpu(index: Any) -> Any:
     if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__:
         return faiss.index_gpu_to_cpu(index)
     return index
+
+
+def set_search_parameter(index: Any, name: str, value: int, *, device: str, factory: str) -> None:
+    """Set the FAISS search parameter ``name`` ("nprobe" of IVF, "efSearch" of HNSW) of
+    ``index`` on ``device``; an index without it is an error naming its ``factory`` string."""
+    faiss = import_faiss()
+    space = faiss.GpuParameterSpace() if device != "cpu" else faiss.ParameterSpace()
+    try:
+        space.set_index_parameter(index, name, value)
+    except RuntimeError:
+        kind = "IVF" if name == "nprobe" else "HNSW"
+        raise InvalidParameterError(
+            f"{_PARAMETER_NAMES[name]} applies to {kind} indexes, not {factory!r}"
+        ) from None
+
+
+def read_search_parameter(index: Any, name: str, *, device: str) -> int | None:
+    """The value of the FAISS search parameter ``name`` of ``index``; None when it has none,
+    or on a GPU."""
+    if device != "cpu":
+        return None  # not copying a GPU index back to read it: faiss's default applies
+    faiss = import_faiss()
+    if name == "nprobe":
+        try:
+            return int(faiss.extract_index_ivf(index).nprobe)
+        except (RuntimeError, AttributeError):
+            return None
+    base = faiss.downcast_index(index)
+    hnsw = getattr(base, "hnsw", None)
+    return None if hnsw is None else int(hnsw.efSearch)
 
 
 def prepare_vectors(X: Any, metric: str, dim: int | None = None) -> np.ndarray:

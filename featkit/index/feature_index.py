@@ -25,7 +25,9 @@ from featkit.index.factory import (
     is_flat,
     new_index,
     prepare_vectors,
+    read_search_parameter,
     resolve_device,
+    set_search_parameter,
     to_cpu,
     to_device,
 )
@@ -373,7 +375,9 @@ class FeatureIndex:
     @property
     def nprobe(self) -> int | None:
         """Inverted lists an IVF index visits per query (more: slower, better recall)."""
-        return self._nprobe if self._nprobe is not None else self._read_knob("nprobe")
+        if self._nprobe is not None:
+            return self._nprobe
+        return read_search_parameter(self._index, "nprobe", device=self.device)
 
     @nprobe.setter
     def nprobe(self, value: int) -> None:
@@ -384,7 +388,9 @@ class FeatureIndex:
     @property
     def ef_search(self) -> int | None:
         """Candidate list size of an HNSW search (more: slower, better recall)."""
-        return self._ef_search if self._ef_search is not None else self._read_knob("efSearch")
+        if self._ef_search is not None:
+            return self._ef_search
+        return read_search_parameter(self._index, "efSearch", device=self.device)
 
     @ef_search.setter
     def ef_search(self, value: int) -> None:
@@ -393,29 +399,7 @@ class FeatureIndex:
         self._ef_search = int(value)
 
     def _set_knob(self, name: str, value: int) -> None:
-        faiss = import_faiss()
-        space = faiss.GpuParameterSpace() if self.device != "cpu" else faiss.ParameterSpace()
-        try:
-            space.set_index_parameter(self._index, name, value)
-        except RuntimeError:
-            kind = "IVF" if name == "nprobe" else "HNSW"
-            raise InvalidParameterError(
-                f"{_KNOB_NAMES[name]} applies to {kind} indexes, not {self.factory!r}"
-            ) from None
-
-    def _read_knob(self, name: str) -> int | None:
-        if self.device != "cpu":
-            return None  # not copying a GPU index back to read it: faiss's default applies
-        faiss = import_faiss()
-        index = self._index
-        if name == "nprobe":
-            try:
-                return int(faiss.extract_index_ivf(index).nprobe)
-            except (RuntimeError, AttributeError):
-                return None
-        base = faiss.downcast_index(index)
-        hnsw = getattr(base, "hnsw", None)
-        return None if hnsw is None else int(hnsw.efSearch)
+        set_search_parameter(self._index, name, value, device=self.device, factory=self.factory)
 
     def _apply_knobs(self) -> None:
         for name, value in (("nprobe", self._nprobe), ("efSearch", self._ef_search)):
@@ -551,9 +535,6 @@ def _unpickle(
     """A pickled FeatureIndex (see ``FeatureIndex.__reduce__``)."""
     cpu_index = import_faiss().deserialize_index(data)
     return cls._from_meta(meta, cpu_index, device, store=store, fall_back_to_cpu=True)
-
-
-_KNOB_NAMES = {"nprobe": "nprobe", "efSearch": "ef_search"}
 
 
 def _dataset_summary(provenance: dict[str, Any]) -> dict[str, Any] | None:
