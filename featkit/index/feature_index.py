@@ -3,7 +3,9 @@
 It is made from a factory string (``"Flat"`` exact search, ``"IVF1024,Flat"``, ``"HNSW32"``,
 ``"IVF256,PQ16"``, ...), built from a FeatureSet, an array or a ShardStore larger than memory,
 searched in batches, and saved as the FAISS file plus a JSON sidecar (``PATH.json``), no
-pickle.
+pickle. The faiss calls under it are in :mod:`featkit.index.factory`, its files in
+:mod:`featkit.index.persistence`, and the exact search its recall is measured against in
+:mod:`featkit.index.recall`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from featkit.index.factory import (
     to_device,
 )
 from featkit.index.persistence import read_index_files, write_index_files
-from featkit.index.recall import recall_at_k, sample_rows
+from featkit.index.recall import (
+    exact_knn,
+    exact_knn_store,
+    recall_at_k,
+    sample_rows,
+    stored_vectors,
+)
 from featkit.store import ShardStore
 
 __all__ = ["FeatureIndex"]
@@ -197,26 +205,7 @@ class FeatureIndex:
     def exact_search_store(self, X: Any, store: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Exact k-nearest rows of a ShardStore (global row numbers), one shard in memory at
         a time: the reference for the recall of an index built :meth:`from_store`."""
-        best_scores = best_rows = None
-        offset = 0
-        for shard, _ in store.batches(progress=None, desc="exact search"):
-            if len(shard) == 0:  # a shard of images that all failed
-                continue
-            scores, rows = self.exact_search(X, shard, min(k, len(shard)))
-            rows = np.where(rows >= 0, rows + offset, -1)
-            offset += len(shard)
-            if best_scores is None:
-                best_scores, best_rows = scores, rows
-                continue
-            scores = np.concatenate([best_scores, scores], axis=1)
-            rows = np.concatenate([best_rows, rows], axis=1)
-            # Cosine scores are similarities (higher first); l2 scores are distances.
-            order = np.argsort(
-                -scores if self.metric == "cosine" else scores, axis=1, kind="stable"
-            )[:, :k]
-            best_scores = np.take_along_axis(scores, order, axis=1)
-            best_rows = np.take_along_axis(rows, order, axis=1)
-        return best_scores, best_rows
+        return exact_knn_store(X, store, k, self.metric, self.dim)
 
     def train(self, X: Any) -> FeatureIndex:
         """Train the index (IVF centroids, PQ codebooks) on rows ``X``; no-op for Flat/HNSW."""
@@ -340,36 +329,17 @@ class FeatureIndex:
     def exact_search(self, X: Any, database: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Exact k-nearest rows of ``database`` (the indexed rows, in index order) with this
         index's metric: the reference of :meth:`recall_at_k`."""
-        faiss = import_faiss()
-        xq = prepare_vectors(X, self.metric, self.dim)
-        xb = prepare_vectors(database, self.metric, self.dim)
-        kind = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
-        scores, rows = faiss.knn(xq, xb, int(k), metric=kind)
-        if self.metric == "l2":
-            scores = np.sqrt(np.maximum(scores, 0.0))
-        return scores, rows
+        return exact_knn(X, database, k, self.metric, self.dim)
 
     def recall_at_k(self, queries: Any, k: int = 10, database: Any | None = None) -> float:
         """Mean share of each query's exact k nearest rows that this index finds (1.0 for an
         exact index). ``database``: the indexed rows in index order; without it they are read
         back from the index, which works for indexes that keep them (Flat, IVF-Flat, HNSW)."""
         if database is None:
-            database = self._stored_vectors()
+            database = stored_vectors(self._index, self.factory)
         _, truth = self.exact_search(queries, database, k)
         _, found = self.search(queries, k)
         return recall_at_k(found, truth)
-
-    def _stored_vectors(self) -> np.ndarray:
-        faiss = import_faiss()
-        base = faiss.downcast_index(to_cpu(self._index))
-        if isinstance(base, faiss.IndexIVFFlat):
-            base.make_direct_map()
-        elif not isinstance(base, (faiss.IndexFlat, faiss.IndexHNSWFlat)):
-            raise InvalidParameterError(
-                f"a {self.factory!r} index does not keep the exact vectors: pass database= "
-                "(the indexed features, in index order) to measure its recall"
-            )
-        return base.reconstruct_n(0, base.ntotal)
 
     # -- knobs ---------------------------------------------------------------------------------
     @property
