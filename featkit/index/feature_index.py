@@ -66,7 +66,8 @@ class FeatureIndex:
     nprobe, ef_search : int, optional
         Search knobs of IVF (lists visited) and HNSW (candidate list size) indexes.
     batch_size : int, default=4096
-        Queries searched at a time (bounds the memory of the score matrix).
+        Queries searched at a time (bounds the memory of the score matrix); saved with the
+        index like the search knobs.
     class_names : sequence of str, optional
         Names of the labels given to :meth:`add`.
     extractor : dict, optional
