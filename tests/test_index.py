@@ -137,6 +137,20 @@ def test_an_index_saved_without_its_batch_size_loads_with_the_default(tmp_path, 
     np.testing.assert_array_equal(loaded.search(Q, 5)[1], index.search(Q, 5)[1])
 
 
+def test_a_pickle_written_before_reduce_still_loads(clustered):
+    """The previous FeatureIndex pickled its __dict__ with the FAISS index as bytes."""
+    from featkit._faiss import import_faiss
+
+    X, Q = clustered
+    index = FeatureIndex.from_features(X, "IVF16,Flat", "l2", nprobe=4, batch_size=33)
+    state = dict(vars(index), _index=import_faiss().serialize_index(index.faiss_index))
+    old = FeatureIndex.__new__(FeatureIndex)
+    old.__setstate__(state)  # what unpickling such a pickle does
+    assert (old.nprobe, old.batch_size, old.device) == (4, 33, index.device)
+    np.testing.assert_array_equal(old.ids, index.ids)
+    np.testing.assert_array_equal(old.search(Q, 5)[1], index.search(Q, 5)[1])
+
+
 def test_sidecar_is_json_and_checked(tmp_path, clustered):
     X, _ = clustered
     path = FeatureIndex.from_features(X[:50], "Flat", "l2").save(tmp_path / "a.faiss")

@@ -495,6 +495,14 @@ class FeatureIndex:
         data = faiss.serialize_index(to_cpu(self._index))
         return (_unpickle, (type(self), self._meta(), data, self._device_request, self._store))
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Only pickles written before __reduce__ existed come here (new ones carry no state):
+        # their state is the instance's __dict__ with the FAISS index as bytes.
+        self.__dict__.update(state)
+        cpu_index = import_faiss().deserialize_index(state["_index"])
+        self._place(cpu_index, state.get("_device_request", "auto"), fall_back_to_cpu=True)
+        self._apply_knobs()
+
 
 def _unpickle(
     cls: type[FeatureIndex],
