@@ -30,6 +30,7 @@ __all__ = [
     "broken_plugins",
     "create_extractor",
     "describe_extractor",
+    "extractor_from_config",
     "get_extractor_info",
     "list_extractors",
     "register_extractor",
@@ -149,6 +150,30 @@ def create_extractor(name: str, **params: Any) -> Any:
     validate = getattr(extractor, "validate_params", None)
     if callable(validate):
         validate()
+    return extractor
+
+
+def extractor_from_config(config: dict[str, Any] | None) -> Any:
+    """The extractor described by a FeatureSet's ``provenance["extractor"]``, re-created
+    with :func:`featkit.create_extractor`; a clear error when that cannot reproduce it."""
+    if not config or "name" not in config:
+        raise InvalidParameterError(
+            "this index does not record the extractor of its features (it was built from an "
+            "array or an .npz): search it with query features (FeatureIndex.search) instead"
+        )
+    if config.get("state") is not None:
+        raise InvalidParameterError(
+            f"the {config['name']!r} extractor of this index learned from images (a codebook) "
+            "and its fitted state is not saved with the features: pass the fitted extractor "
+            "(search_images(..., extractor=...)) or search with query features"
+        )
+    extractor = create_extractor(config["name"], **dict(config.get("params") or {}))
+    version = str(getattr(extractor, "version", config.get("version")))
+    if config.get("version") is not None and version != str(config["version"]):
+        raise InvalidParameterError(
+            f"the index was built with {config['name']!r} version {config['version']}, this "
+            f"featkit has version {version}: its features may differ; rebuild the index"
+        )
     return extractor
 
 

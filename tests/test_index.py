@@ -91,6 +91,66 @@ def test_save_load_round_trips_search_results(tmp_path, pixels, factory):
     np.testing.assert_array_equal(again.search(queries, 8)[1], rows)
 
 
+@pytest.mark.parametrize(
+    ("factory", "knobs"), [("IVF16,Flat", {"nprobe": 5}), ("HNSW16", {"ef_search": 40})]
+)
+def test_every_field_survives_save_load_and_pickling(tmp_path, clustered, factory, knobs):
+    X, Q = clustered
+    extractor = {"name": "pixels", "version": "1", "params": {"size": 8}}
+    index = FeatureIndex(
+        32,
+        factory,
+        "l2",
+        device="cpu",
+        batch_size=33,
+        class_names=["even", "odd"],
+        extractor=extractor,
+        **knobs,
+    )
+    index.add(X, ids=[f"img{i}" for i in range(len(X))], labels=np.arange(len(X)) % 2)
+    index.dataset = {"name": "toy", "root": str(tmp_path)}
+    path = index.save(tmp_path / "toy.faiss")
+    assert json.loads((tmp_path / "toy.faiss.json").read_text())["batch_size"] == 33
+    for copy in (FeatureIndex.load(path, device="cpu"), pickle.loads(pickle.dumps(index))):
+        assert (copy.dim, copy.factory, copy.metric, copy.device) == (32, factory, "l2", "cpu")
+        assert copy.batch_size == 33 and copy.nprobe == index.nprobe
+        assert copy.ef_search == index.ef_search
+        assert all(getattr(copy, name) == value for name, value in knobs.items())
+        assert copy.class_names == ["even", "odd"] and copy.extractor == extractor
+        assert copy.dataset == index.dataset and copy.stats == index.stats
+        np.testing.assert_array_equal(copy.ids, index.ids)
+        np.testing.assert_array_equal(copy.labels, index.labels)
+        np.testing.assert_array_equal(copy.search(Q, 5)[1], index.search(Q, 5)[1])
+
+
+def test_an_index_saved_without_its_batch_size_loads_with_the_default(tmp_path, clustered):
+    """Sidecars written before featkit recorded the batch size have no ``batch_size``."""
+    X, Q = clustered
+    index = FeatureIndex.from_features(X, "Flat", "l2", batch_size=33)
+    path = index.save(tmp_path / "old.faiss")
+    sidecar = tmp_path / "old.faiss.json"
+    meta = json.loads(sidecar.read_text())
+    del meta["batch_size"]
+    sidecar.write_text(json.dumps(meta))
+    loaded = FeatureIndex.load(path)
+    assert loaded.batch_size == 4096
+    np.testing.assert_array_equal(loaded.search(Q, 5)[1], index.search(Q, 5)[1])
+
+
+def test_a_pickle_written_before_reduce_still_loads(clustered):
+    """The previous FeatureIndex pickled its __dict__ with the FAISS index as bytes."""
+    from featkit._faiss import import_faiss
+
+    X, Q = clustered
+    index = FeatureIndex.from_features(X, "IVF16,Flat", "l2", nprobe=4, batch_size=33)
+    state = dict(vars(index), _index=import_faiss().serialize_index(index.faiss_index))
+    old = FeatureIndex.__new__(FeatureIndex)
+    old.__setstate__(state)  # what unpickling such a pickle does
+    assert (old.nprobe, old.batch_size, old.device) == (4, 33, index.device)
+    np.testing.assert_array_equal(old.ids, index.ids)
+    np.testing.assert_array_equal(old.search(Q, 5)[1], index.search(Q, 5)[1])
+
+
 def test_sidecar_is_json_and_checked(tmp_path, clustered):
     X, _ = clustered
     path = FeatureIndex.from_features(X[:50], "Flat", "l2").save(tmp_path / "a.faiss")

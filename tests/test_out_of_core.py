@@ -281,6 +281,20 @@ def test_an_index_of_a_store_reads_ids_from_the_store(labelled_stores, tmp_path)
     assert again.store is None and again.ids[-2:].tolist() == [train_fs.ids[2999], "extra"]
 
 
+def test_a_pickled_index_of_a_store_still_reads_ids_from_the_store(labelled_stores):
+    import pickle
+
+    (train, train_fs), (test, _) = labelled_stores
+    index = featkit.FeatureIndex.from_store(train, "Flat", "l2", batch_size=100)
+    again = pickle.loads(pickle.dumps(index))
+    assert again.store.path == train.path and again.batch_size == 100
+    rows = np.array([0, 2999, 701, 700])
+    assert again.id_of(rows).tolist() == train_fs.ids[rows].tolist()
+    np.testing.assert_array_equal(again.labels, train_fs.y)
+    queries = test.take(np.arange(50))
+    np.testing.assert_array_equal(again.search(queries, 5)[1], index.search(queries, 5)[1])
+
+
 def test_copied_ids_make_a_saved_index_independent_of_its_store(labelled_stores, tmp_path):
     import shutil
 
