@@ -20,7 +20,6 @@ import numpy as np
 
 from featkit._faiss import import_faiss
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.params import check_bool, check_int
 from featkit.features import FeatureSet
 from featkit.index.factory import (
     faiss_message,
@@ -42,6 +41,7 @@ from featkit.index.recall import (
     stored_vectors,
 )
 from featkit.store import ShardStore
+from featkit.validation import check_bool, check_int
 
 __all__ = ["FeatureIndex"]
 
