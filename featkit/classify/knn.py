@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featkit.exceptions import InvalidParameterError
-from featkit.index import METRICS, FeatureIndex, resolve_device
+from featkit.index import METRICS, FeatureIndex, resolve_faiss_device
 from featkit.store import ShardStore
 from featkit.validation import check_float, check_int
 
@@ -84,7 +84,7 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidParameterError("weights='similarity' needs metric='cosine'")
         check_float(name, "temperature", self.temperature, low=0.0, strict=True)
         check_int(name, "batch_size", self.batch_size, low=1)
-        resolve_device(self.device)
+        resolve_faiss_device(self.device)
 
     def fit(self, X: Any, y: Any) -> FaissKNNClassifier:
         """Index the training features ``X`` with their labels ``y``."""

@@ -22,9 +22,9 @@ from featkit._memory import peak_rss_bytes
 from featkit.index.build import build_index
 from featkit.index.factory import (
     METRICS,
+    as_index_vectors,
     new_index,
-    prepare_vectors,
-    resolve_device,
+    resolve_faiss_device,
     to_cpu,
     to_device,
 )
@@ -40,13 +40,13 @@ __all__ = [
     "METRICS",
     "RECALL_QUERIES",
     "FeatureIndex",
+    "as_index_vectors",
     "build_index",
     "extractor_from_config",
     "new_index",
     "peak_rss_bytes",
-    "prepare_vectors",
     "recall_at_k",
-    "resolve_device",
+    "resolve_faiss_device",
     "search_images",
     "to_cpu",
     "to_device",

@@ -1,7 +1,7 @@
 """FAISS indexes from factory strings, the devices they run on and their search parameters.
 
 The faiss calls under :class:`~featkit.index.FeatureIndex`: an empty index from a factory
-string and a metric, moving it to a GPU and back (:func:`resolve_device` also serves
+string and a metric, moving it to a GPU and back (:func:`resolve_faiss_device` also serves
 :class:`~featkit.classify.knn.FaissKNNClassifier`), setting and reading its search parameters
 (``nprobe``, ``efSearch``), the vectors it takes, and faiss's error messages made readable.
 faiss itself is imported through :func:`featkit._faiss.import_faiss`, which picks its BLAS
@@ -21,12 +21,12 @@ from featkit.exceptions import InvalidParameterError
 
 __all__ = [
     "METRICS",
+    "as_index_vectors",
     "faiss_message",
     "is_flat",
     "new_index",
-    "prepare_vectors",
     "read_search_parameter",
-    "resolve_device",
+    "resolve_faiss_device",
     "set_search_parameter",
     "to_cpu",
     "to_device",
@@ -41,11 +41,12 @@ _GPU: dict[int, Any] = {}
 _PARAMETER_NAMES = {"nprobe": "nprobe", "efSearch": "ef_search"}
 
 
-def resolve_device(device: str) -> str:
+def resolve_faiss_device(device: str) -> str:
     """``"cpu"`` or ``"cuda:N"`` for ``device`` in auto / cpu / cuda / cuda:N.
 
     ``auto`` takes GPU 0 when faiss is a GPU build and sees a GPU; ``cuda`` without either is
-    an error that says so.
+    an error that says so. It asks faiss, not torch (:mod:`featkit.devices`): pip's faiss-cpu
+    sees no GPU beside a CUDA torch.
     """
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
@@ -163,7 +164,7 @@ def read_search_parameter(index: Any, name: str, *, device: str) -> int | None:
     return None if hnsw is None else int(hnsw.efSearch)
 
 
-def prepare_vectors(X: Any, metric: str, dim: int | None = None) -> np.ndarray:
+def as_index_vectors(X: Any, metric: str, dim: int | None = None) -> np.ndarray:
     """Float32 C-contiguous rows, L2-normalised for cosine; checks shape and finiteness."""
     X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
     if X.ndim != 2:

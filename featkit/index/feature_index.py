@@ -22,12 +22,12 @@ from featkit._faiss import import_faiss
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
 from featkit.index.factory import (
+    as_index_vectors,
     faiss_message,
     is_flat,
     new_index,
-    prepare_vectors,
     read_search_parameter,
-    resolve_device,
+    resolve_faiss_device,
     set_search_parameter,
     to_cpu,
     to_device,
@@ -116,7 +116,7 @@ class FeatureIndex:
         self._device_request = device
         self._exact = is_flat(cpu_index)
         try:
-            resolved = resolve_device(device)
+            resolved = resolve_faiss_device(device)
         except InvalidParameterError:
             if not fall_back_to_cpu:
                 raise
@@ -212,7 +212,7 @@ class FeatureIndex:
         """Train the index (IVF centroids, PQ codebooks) on rows ``X``; no-op for Flat/HNSW."""
         if self._index.is_trained:
             return self
-        X = prepare_vectors(X, self.metric, self.dim)
+        X = as_index_vectors(X, self.metric, self.dim)
         start = time.perf_counter()
         try:
             self._index.train(X)
@@ -230,7 +230,7 @@ class FeatureIndex:
     ) -> FeatureIndex:
         """Add rows ``X`` (training the index on them first if it is untrained), with their
         ids (default: row numbers) and integer labels (default: -1, none)."""
-        X = prepare_vectors(X, self.metric, self.dim)
+        X = as_index_vectors(X, self.metric, self.dim)
         n0, n = self._n_rows, len(X)
         ids_arr = np.asarray([str(i) for i in range(n0, n0 + n)] if ids is None else ids, str)
         labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
@@ -250,7 +250,7 @@ class FeatureIndex:
 
     def _add_vectors(self, X: Any) -> None:
         """Add rows to the FAISS index alone (training it on them first if untrained)."""
-        X = prepare_vectors(X, self.metric, self.dim)
+        X = as_index_vectors(X, self.metric, self.dim)
         if not self._index.is_trained:
             self.train(X)
         start = time.perf_counter()
@@ -316,7 +316,7 @@ class FeatureIndex:
         approximate index may find fewer than k rows: those slots hold row -1, score NaN.
         """
         check_int("FeatureIndex.search", "k", k, low=1)
-        X = prepare_vectors(X, self.metric, self.dim)
+        X = as_index_vectors(X, self.metric, self.dim)
         scores = np.empty((len(X), k), np.float32)
         rows = np.empty((len(X), k), np.int64)
         for start in range(0, len(X), self.batch_size):

@@ -17,7 +17,7 @@ import numpy as np
 from featkit._faiss import import_faiss
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
-from featkit.index.factory import prepare_vectors, to_cpu
+from featkit.index.factory import as_index_vectors, to_cpu
 from featkit.store import ShardStore, open_features
 
 __all__ = [
@@ -52,8 +52,8 @@ def exact_knn(
     """Scores and row numbers (n, k) of the exact k nearest rows of ``database`` to each row
     of ``X`` with ``metric``, by brute force: the reference that recall is measured against."""
     faiss = import_faiss()
-    xq = prepare_vectors(X, metric, dim)
-    xb = prepare_vectors(database, metric, dim)
+    xq = as_index_vectors(X, metric, dim)
+    xb = as_index_vectors(database, metric, dim)
     kind = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     scores, rows = faiss.knn(xq, xb, int(k), metric=kind)
     if metric == "l2":
