@@ -3,16 +3,12 @@
 A preset is to featkit what a model entrypoint is to timm (``resnet50`` is ``ResNet`` with
 the depths of ResNet-50): one declaration names a combination of an extractor class and
 the defaults that make it, and registers it. Every built-in combination (``sift-bovw``,
-``dsift-vlad`` ...) and every ``cnn/<alias>`` is declared with :func:`register_preset`::
+``dsift-vlad`` ...) and every ``cnn/<alias>`` is declared with :func:`register_preset`
+(``featkit/extractors/encoding/presets.py``, the bottom of ``featkit/extractors/cnn.py``)::
 
-    SiftBagOfWords = register_preset(
-        "sift-bovw",
-        BagOfVisualWords,
-        summary="Bag of visual words of SIFT keypoints, soft-assigned ...",
-        defaults={"local": "sift", "assignment": "soft"},
-        class_name="SiftBagOfWords",
-        module=__name__,
-    )
+    register_preset("cnn/resnet50", CNNExtractor, summary="ResNet-50 ...",
+                    defaults={"model": "torchvision:resnet50"}, class_name="CNN_resnet50",
+                    module="featkit.extractors.cnn")
 
 The preset is a subclass of the base class, not a factory function, because scikit-learn
 reads an estimator's parameters and their defaults from its class's ``__init__`` and
