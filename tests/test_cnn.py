@@ -367,7 +367,7 @@ def test_aliases_register_and_describe_offline_weights():
     names = featkit.list_extractors("cnn/*")
     assert {"cnn/efficientnet_lite0", "cnn/resnet50", "cnn/dinov2_small"} <= set(names)
     extractor = featkit.create_extractor("cnn/resnet50", pretrained=False)
-    assert extractor.model == "torchvision:resnet50" and extractor.name == "cnn"
+    assert extractor.model == "torchvision:resnet50" and extractor.name == "cnn/resnet50"
     info = featkit.describe_extractor("cnn")
     rows = info["extra"]["Pretrained weights available offline"]
     assert any(r.startswith("efficientnet_lite0: installed") for r in rows)

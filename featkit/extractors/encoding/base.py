@@ -1,0 +1,312 @@
+"""The base class of the encoders, :class:`LocalEncoder`, and the spatial pyramid.
+
+``LocalEncoder`` resolves and fits the ``local`` extractor, draws the training sample,
+validates the shared parameters (``local``, ``pyramid``, ``max_descriptors``, ``seed``),
+and encodes an image cell by cell of the pyramid; a subclass supplies the vocabulary and
+the per-cell encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from featkit.exceptions import InvalidParameterError
+from featkit.extractors.base import Extractor, InputSpec, _as_image_sequence
+from featkit.extractors.encoding.kernels import _flat_index, _power_l2
+from featkit.extractors.encoding.sampling import _collect_sample
+from featkit.extractors.local import LocalExtractor, LocalFeatures
+from featkit.extractors.params import check_int
+from featkit.registry import create_extractor, get_extractor_info
+
+__all__ = ["PUBLIC_MODULE", "LocalEncoder", "pyramid_cells"]
+
+#: Where the encoder classes say they live (``__module__``): the package, as before it was
+#: split, so that ``config["class"]`` (part of the feature cache key), pickles and the
+#: logger's name did not change.
+PUBLIC_MODULE = "featkit.extractors.encoding"
+
+logger = logging.getLogger(PUBLIC_MODULE)
+
+
+def pyramid_cells(xy: np.ndarray, side: int) -> np.ndarray:
+    """Row-major cell index (row * side + col) of each position in a side x side grid."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    col = np.clip(np.floor(xy[:, 0] * side), 0, side - 1).astype(np.int64)
+    row = np.clip(np.floor(xy[:, 1] * side), 0, side - 1).astype(np.int64)
+    return row * side + col
+
+
+class LocalEncoder(Extractor):
+    """Base class of encodings of local descriptors (one vector per image).
+
+    ``fit`` resolves ``local`` (a clone of an instance, or ``create_extractor(name)``) into
+    ``local_``. Subclasses learn their vocabulary in ``_fit_vocabulary(sample)`` and encode
+    one image in ``_codes`` (per-descriptor work: assignment, posteriors), ``_cell`` (one
+    pyramid cell: raw for bag of words, normalised for VLAD and Fisher vectors) and
+    ``_finish`` (the levels' (cells, E) blocks into one normalised vector). ``encode``
+    encodes descriptor sets computed beforehand (describe once, encode several ways).
+    """
+
+    __module__ = PUBLIC_MODULE  # config["class"] and pickles as before the split
+
+    requires_fit = True
+    kind = "global"
+    # parameters shared by every encoder; subclasses list them in their own __init__
+    local: Any
+    pyramid: Any
+    max_descriptors: int
+    seed: int
+
+    # -- parameters ---------------------------------------------------------------------
+    @property
+    def _label(self) -> str:
+        return self.name or type(self).__name__
+
+    def validate_params(self) -> None:
+        label = self._label
+        local = self.local
+        if isinstance(local, str):
+            try:
+                info = get_extractor_info(local)
+            except LookupError as exc:
+                raise InvalidParameterError(f"{label}: local={local!r}: {exc}") from exc
+            if getattr(info.factory, "kind", "local") != "local":
+                raise InvalidParameterError(
+                    f"{label}: local={local!r} is a global extractor; give a local one "
+                    "(e.g. 'sift', 'dsift')"
+                )
+        elif isinstance(local, LocalExtractor) or (
+            isinstance(local, Extractor) and getattr(local, "kind", "") == "local"
+        ):
+            local.validate_params()
+        else:
+            raise InvalidParameterError(
+                f"{label}: local must be a registered local extractor name or a LocalExtractor "
+                f"instance, got {local!r}"
+            )
+        pyr = self.pyramid
+        if (
+            not isinstance(pyr, (tuple, list))
+            or not pyr
+            or not all(_is_int(s) and 1 <= s <= 64 for s in pyr)
+        ):
+            raise InvalidParameterError(
+                f"{label}: pyramid must be a non-empty tuple of grid sides in 1..64, e.g. "
+                f"(1, 2, 4), got {pyr!r}"
+            )
+        if len(set(pyr)) != len(pyr):
+            raise InvalidParameterError(f"{label}: pyramid levels must be distinct, got {pyr!r}")
+        check_int(label, "max_descriptors", self.max_descriptors, 1)
+        check_int(label, "seed", self.seed, 0, 2**31 - 1)
+
+    def set_params(self, **params: Any) -> LocalEncoder:
+        """Set parameters; ``local__name=value`` also works when ``local`` is a name."""
+        local = params.get("local", self.local)
+        if isinstance(local, str) and any(k.startswith("local__") for k in params):
+            params["local"] = create_extractor(local)
+        return super().set_params(**params)
+
+    def _local(self) -> Extractor:
+        """The fitted local extractor, or the one the ``local`` parameter names."""
+        fitted = self.__dict__.get("local_")
+        if fitted is not None:
+            return fitted
+        return create_extractor(self.local) if isinstance(self.local, str) else self.local
+
+    def input_spec(self) -> InputSpec:
+        return self._local().input_spec()
+
+    def _n_cells(self) -> int:
+        return sum(int(s) ** 2 for s in self.pyramid)
+
+    def _descriptor_dim(self) -> int | None:
+        """Dimension the vocabulary works in (after any projection), None when unknown."""
+        try:
+            return int(self._local().descriptor_dim())
+        except Exception:  # an unregistered name or a plugin without descriptor_dim
+            return None
+
+    def _cell_dim(self) -> int | None:
+        raise NotImplementedError
+
+    def _feature_dim(self) -> int | None:
+        cell = self._cell_dim()
+        return None if cell is None else cell * self._n_cells()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Extractor config plus the local extractor's (its version invalidates the cache)."""
+        cfg = super().config
+        try:
+            local = self._local()
+        except Exception:  # an unregistered name: validate_params reports it
+            return cfg
+        cfg["local"] = local.config
+        return cfg
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``{name}_{cell}_{element}``: cells as ``s{side}_r{row}_c{col}`` (omitted for (1,))."""
+        prefix = self._label.replace("-", "_").replace("/", "_")
+        elements = self._element_names()
+        cells = [f"s{s}_r{r}_c{c}_" for s in self.pyramid for r in range(s) for c in range(s)]
+        if list(self.pyramid) == [1]:
+            cells = [""]
+        return np.asarray([f"{prefix}_{c}{e}" for c in cells for e in elements], dtype=object)
+
+    def _element_names(self) -> list[str]:
+        raise NotImplementedError
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, images: Any, y: Any = None) -> LocalEncoder:
+        """Describe ``images`` and learn the vocabulary from a seeded descriptor subsample.
+
+        Description runs in joblib tasks of ``FIT_CHUNK`` images: set
+        ``joblib.parallel_config(n_jobs=...)`` around ``fit`` to use several cores; the
+        result does not depend on it.
+        """
+        self.validate_params()
+        items = list(_as_image_sequence(images))
+        if not items:
+            raise InvalidParameterError(f"{self._label}: fit needs at least one training image")
+        local = (
+            clone(self.local) if not isinstance(self.local, str) else create_extractor(self.local)
+        )
+        if local.requires_fit:
+            local.fit(items)
+        self.local_ = local
+        sample, stats = _collect_sample(
+            local, items, int(self.max_descriptors), int(self.seed), self._label
+        )
+        self.n_train_images_ = len(items)
+        self.n_train_descriptors_ = stats["descriptors"]
+        self.n_empty_fit_ = stats["empty"]
+        if stats["empty"]:
+            logger.warning(
+                "%s: %d of %d training images have no local descriptors",
+                self._label,
+                stats["empty"],
+                len(items),
+            )
+        if len(sample) == 0:
+            raise InvalidParameterError(
+                f"{self._label}: the {len(items)} training images gave no local descriptors"
+            )
+        self.__dict__.pop("_faiss_index", None)
+        self._fit_vocabulary(sample)
+        self._fit_after(items)
+        self.is_fitted_ = True
+        logger.info(
+            "%s: vocabulary learned from %d of %d descriptors of %d images",
+            self._label,
+            len(sample),
+            stats["descriptors"],
+            len(items),
+        )
+        return self
+
+    def _fit_vocabulary(self, sample: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _fit_after(self, items: list[Any]) -> None:
+        """A second pass over the training images, when the encoding needs one (tf-idf)."""
+
+    # -- encoding -----------------------------------------------------------------------
+    @property
+    def n_empty_(self) -> int | None:
+        """Images without descriptors in the last transform/encode (encoded as zeros)."""
+        return self.__dict__.get("_n_empty")
+
+    def _transform(self, images: list[np.ndarray]) -> np.ndarray:
+        return self.encode(self.local_.describe_prepared(images))
+
+    def transform_notes(self) -> dict[str, int]:
+        """``no_local_descriptors``: images of the last transform encoded as zeros."""
+        return {"no_local_descriptors": self.n_empty_ or 0}
+
+    def encode(self, features: Sequence[LocalFeatures]) -> np.ndarray:
+        """Encode descriptor sets already computed (one LocalFeatures per image), float32."""
+        self._check_fitted()
+        dim = self._feature_dim()
+        out = np.zeros((len(features), dim), dtype=np.float32)
+        empty = 0
+        for i, feats in enumerate(features):
+            if len(feats) == 0:
+                empty += 1
+                continue
+            out[i] = self._encode_one(feats)
+        self._n_empty = empty
+        if empty:
+            logger.warning(
+                "%s: %d of %d images have no local descriptors; encoded as zeros",
+                self._label,
+                empty,
+                len(features),
+            )
+        return out
+
+    def _encode_one(self, feats: LocalFeatures) -> np.ndarray:
+        x = feats.descriptors
+        expected = self._vocabulary_input_dim()
+        if x.shape[1] != expected:
+            raise ValueError(
+                f"{self._label}: descriptors have {x.shape[1]} dimensions, the vocabulary "
+                f"was learned on {expected}"
+            )
+        codes = self._codes(x)
+        blocks = []
+        for s in self.pyramid:
+            cells = pyramid_cells(feats.xy, int(s))
+            blocks.append(np.stack([self._cell(codes, cells == c) for c in range(s * s)]))
+        return self._finish(blocks)
+
+    def _vocabulary_input_dim(self) -> int:
+        raise NotImplementedError
+
+    def _codes(self, x: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _cell(self, codes: Any, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _finish(self, blocks: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _index(self) -> Any:
+        """The faiss index of the codebook, built on first use (never pickled)."""
+        index = self.__dict__.get("_faiss_index")
+        if index is None:
+            index = _flat_index(self.codebook_)
+            self._faiss_index = index
+        return index
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_faiss_index", None)  # faiss indexes are not picklable; rebuilt lazily
+        return state
+
+    def _finish_cellwise(self, blocks: list[np.ndarray]) -> np.ndarray:
+        """Cell-normalised blocks (VLAD, FV): level of s x s cells weighted 1/s, global L2."""
+        vec = np.concatenate(
+            [b.ravel() / int(s) for b, s in zip(blocks, self.pyramid, strict=True)]
+        )
+        return _power_l2(vec, 1.0, True)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _check_power(label: str, value: Any) -> None:
+    if not _is_number(value) or not 0 < value <= 1:
+        raise InvalidParameterError(f"{label}: power must be in (0, 1], got {value!r}")
