@@ -20,8 +20,8 @@ from featkit.extractors.base import Extractor, InputSpec, _as_image_sequence
 from featkit.extractors.encoding.kernels import _flat_index, _power_l2
 from featkit.extractors.encoding.sampling import _collect_sample
 from featkit.extractors.local import LocalExtractor, LocalFeatures
-from featkit.extractors.params import check_int
 from featkit.registry import create_extractor, get_extractor_info
+from featkit.validation import check_int, is_int, is_number
 
 __all__ = ["PUBLIC_MODULE", "LocalEncoder", "pyramid_cells"]
 
@@ -93,7 +93,7 @@ class LocalEncoder(Extractor):
         if (
             not isinstance(pyr, (tuple, list))
             or not pyr
-            or not all(_is_int(s) and 1 <= s <= 64 for s in pyr)
+            or not all(is_int(s) and 1 <= s <= 64 for s in pyr)
         ):
             raise InvalidParameterError(
                 f"{label}: pyramid must be a non-empty tuple of grid sides in 1..64, e.g. "
@@ -297,16 +297,6 @@ class LocalEncoder(Extractor):
         return _power_l2(vec, 1.0, True)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
 def _check_power(label: str, value: Any) -> None:
-    if not _is_number(value) or not 0 < value <= 1:
+    if not is_number(value) or not 0 < value <= 1:
         raise InvalidParameterError(f"{label}: power must be in (0, 1], got {value!r}")

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.encoding.base import PUBLIC_MODULE, LocalEncoder, _is_number
+from featkit.extractors.encoding.base import PUBLIC_MODULE, LocalEncoder
 from featkit.extractors.encoding.kernels import _nearest, _power_l2, kmeans_codebook
 from featkit.extractors.encoding.sampling import _map_chunks
 from featkit.extractors.local import LocalFeatures
-from featkit.extractors.params import check_int
 from featkit.registry import register_extractor
+from featkit.validation import check_int, is_number
 
 __all__ = ["BagOfVisualWords"]
 
@@ -105,9 +105,7 @@ class BagOfVisualWords(LocalEncoder):
             raise InvalidParameterError(
                 f"{label}: assignment must be 'hard' or 'soft', got {self.assignment!r}"
             )
-        if self.soft_sigma is not None and not (
-            _is_number(self.soft_sigma) and self.soft_sigma > 0
-        ):
+        if self.soft_sigma is not None and not (is_number(self.soft_sigma) and self.soft_sigma > 0):
             raise InvalidParameterError(
                 f"{label}: soft_sigma must be a positive number or None, got {self.soft_sigma!r}"
             )

@@ -16,8 +16,8 @@ from featkit.extractors.encoding.kernels import (
     gmm_posteriors,
     pca_basis,
 )
-from featkit.extractors.params import check_int
 from featkit.registry import register_extractor
+from featkit.validation import check_int
 
 __all__ = ["FisherVectorEncoder"]
 

@@ -15,8 +15,8 @@ from featkit.extractors.encoding.kernels import (
     _word_sums,
     kmeans_codebook,
 )
-from featkit.extractors.params import check_int
 from featkit.registry import register_extractor
+from featkit.validation import check_int
 
 __all__ = ["VLADEncoder"]
 
