@@ -53,7 +53,7 @@ class ChunkResult:
     ok: list[int] = field(default_factory=list)  # dataset positions with a row, in row order
     unreadable: dict[int, str] = field(default_factory=dict)  # position -> why it can't be read
     failed: dict[int, str] = field(default_factory=dict)  # position -> why extraction failed
-    notes: dict[str, int] = field(default_factory=dict)  # the extractor's transform_notes()
+    notes: dict[str, int] = field(default_factory=dict)  # counts the extractor returned
 
 
 def run_local(
@@ -246,8 +246,7 @@ def describe_chunk(
     """Features of a chunk's prepared images; isolates the images the extractor fails on."""
     failed: dict[int, str] = {}
     try:
-        features = extractor.transform_prepared(prepared)
-        notes = extractor.transform_notes()
+        features, notes = extractor.transform_prepared_with_notes(prepared)
     except Exception as exc:
         features, kept, failed, notes = _one_by_one(extractor, list(prepared), ok)
         if not kept and len(prepared) >= 2:
@@ -266,9 +265,10 @@ def _one_by_one(
     notes: dict[str, int] = {}
     for pos, image in zip(ok, prepared, strict=True):
         try:
-            rows.append(extractor.transform_prepared([image])[0])
+            row, more = extractor.transform_prepared_with_notes([image])
+            rows.append(row[0])
             kept.append(pos)
-            add_notes(notes, extractor.transform_notes())
+            add_notes(notes, more)
         except Exception as exc:
             failed[pos] = f"extraction failed: {type(exc).__name__}: {exc}"
     dim = extractor._feature_dim() or 0

@@ -81,9 +81,18 @@ class Extractor(TransformerMixin, BaseEstimator):
             return np.zeros((0, self.feature_dim), dtype=np.float32)
         return np.stack([self._transform_one(img) for img in images])
 
+    def _transform_with_notes(
+        self, images: list[np.ndarray] | np.ndarray
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        """Features of prepared images and counts about them worth a line in a run's summary
+        (images without local descriptors...), which the engine adds up over chunks. Override
+        to return notes; the default has none (or a plugin's own ``transform_notes()``)."""
+        return self._transform(images), self.transform_notes()
+
     def transform_notes(self) -> dict[str, int]:
-        """Counts about the last transform worth a line in a run's summary (for example
-        images without local descriptors); the engine adds them up over chunks."""
+        """Counts about the last transform, read right after it. Kept for plugins written
+        against it; new code returns its notes from ``_transform_with_notes`` instead, so
+        that nothing is left in the extractor between calls."""
         return {}
 
     def _transform_one(self, image: np.ndarray) -> np.ndarray:
@@ -111,13 +120,21 @@ class Extractor(TransformerMixin, BaseEstimator):
     def transform_prepared(self, images: list[np.ndarray] | np.ndarray) -> np.ndarray:
         """Features of images already converted by :meth:`prepare` (a list, or an array
         stacking them), float32 (n, d)."""
-        out = np.ascontiguousarray(self._transform(images), dtype=np.float32)
+        return self.transform_prepared_with_notes(images)[0]
+
+    def transform_prepared_with_notes(
+        self, images: list[np.ndarray] | np.ndarray
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        """:meth:`transform_prepared`, and the counts worth a line in a run's summary (for
+        example ``{"no_local_descriptors": 2}``), returned rather than left in the extractor."""
+        rows, notes = self._transform_with_notes(images)
+        out = np.ascontiguousarray(rows, dtype=np.float32)
         if out.ndim != 2 or len(out) != len(images):
             raise RuntimeError(
                 f"{type(self).__name__} returned features of shape {out.shape} "
                 f"for {len(images)} images"
             )
-        return out
+        return out, dict(notes)
 
     def prepare(self, image: Any) -> np.ndarray:
         """Read one image (path, array, bytes, PIL) and convert it to ``input_spec()``."""

@@ -92,3 +92,8 @@ class LocalExtractor(Extractor):
 
     def transform_prepared(self, images: list[np.ndarray]) -> np.ndarray:
         return self.transform(images)
+
+    def transform_prepared_with_notes(
+        self, images: list[np.ndarray] | np.ndarray
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        return self.transform(images), {}

@@ -218,15 +218,19 @@ class LocalEncoder(Extractor):
     # -- encoding -----------------------------------------------------------------------
     @property
     def n_empty_(self) -> int | None:
-        """Images without descriptors in the last transform/encode (encoded as zeros)."""
+        """Images without descriptors in the last transform/encode (encoded as zeros): a
+        diagnostic for interactive use; the engine counts them from the returned notes."""
         return self.__dict__.get("_n_empty")
 
     def _transform(self, images: list[np.ndarray]) -> np.ndarray:
-        return self.encode(self.local_.describe_prepared(images))
+        return self._transform_with_notes(images)[0]
 
-    def transform_notes(self) -> dict[str, int]:
-        """``no_local_descriptors``: images of the last transform encoded as zeros."""
-        return {"no_local_descriptors": self.n_empty_ or 0}
+    def _transform_with_notes(
+        self, images: list[np.ndarray] | np.ndarray
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        features = self.local_.describe_prepared(images)
+        empty = sum(len(f) == 0 for f in features)
+        return self.encode(features), {"no_local_descriptors": empty}
 
     def encode(self, features: Sequence[LocalFeatures]) -> np.ndarray:
         """Encode descriptor sets already computed (one LocalFeatures per image), float32."""
