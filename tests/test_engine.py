@@ -417,6 +417,11 @@ def test_images_without_local_descriptors_are_counted_in_the_summary(tmp_path):
     assert len(fs) == 5 and not fs.failed
     assert fs.provenance["counts"]["no_local_descriptors"] == 2  # the two flat images
     np.testing.assert_array_equal(fs.X[3:], 0)
+    # The counts come back with the rows (also from workers), not through the extractor.
+    rows, notes = extractor.transform_prepared_with_notes(extractor.prepare_many(flat))
+    assert notes == {"no_local_descriptors": 2} and not rows.any()
+    two = featkit.extract(extractor, (images[:3] + flat) * 4, n_jobs=2, batch_size=5)
+    assert two.provenance["counts"]["no_local_descriptors"] == 8
 
 
 class _SlowReader(featkit.Extractor):
