@@ -6,8 +6,9 @@ Python call away: ``list_extractors``, ``describe_extractor``, ``extract``, ``Fe
 
 One module a family of commands: :mod:`~featkit.cli.extractors` (list, describe,
 new-plugin), :mod:`~featkit.cli.extract`, :mod:`~featkit.cli.evaluate` (compare, adapt,
-evaluate, probe), :mod:`~featkit.cli.index` (the index group) and :mod:`~featkit.cli.info`;
-this one holds the ``featkit`` group and :func:`main`, the console script's entry point.
+evaluate, probe), :mod:`~featkit.cli.index` (the index group) and :mod:`~featkit.cli.info`,
+with the helpers and options they share in ``_common`` and ``_options``; this one holds the
+``featkit`` group and :func:`main`, the console script's entry point.
 """
 
 from __future__ import annotations

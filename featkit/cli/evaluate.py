@@ -11,44 +11,8 @@ from typing import Any
 import click
 
 from featkit.cli._common import echo_err, echo_scores, named_params, parse_params, split_list
+from featkit.cli._options import cache_dir_option, report_flags, report_options, view_option
 from featkit.exceptions import InvalidParameterError
-
-_PROTOCOL_HELP = "holdout, kfold[:K], fewshot[:N[xR]] (N shots, R draws) or domains."
-
-
-def report_options(func: Any) -> Any:
-    """Options shared by compare and evaluate."""
-    options = [
-        click.option(
-            "--classifiers",
-            default="knn,svm,probe",
-            show_default=True,
-            help="Comma-separated presets: knn, svm, rbf-svm, logreg, probe.",
-        ),
-        click.option("--protocol", default="holdout", show_default=True, help=_PROTOCOL_HELP),
-        click.option(
-            "-o",
-            "--out",
-            type=click.Path(path_type=Path),
-            default=None,
-            help="Report folder [default: compare-report or evaluate-report].",
-        ),
-        click.option("--test-size", default=0.25, show_default=True, help="Held-out share."),
-        click.option("--seed", default=0, show_default=True, help="Seed of splits and fits."),
-        click.option(
-            "--view",
-            type=click.Choice(["pca", "tsne", "none"]),
-            default="pca",
-            show_default=True,
-            help="2-D projection of the features in the report.",
-        ),
-        click.option("--no-plots", is_flag=True, help="Write no PNG charts."),
-        click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 @click.command("compare")
@@ -63,12 +27,7 @@ def report_options(func: Any) -> Any:
     multiple=True,
     help="NAME.KEY=VALUE for one extractor (repeatable), e.g. -p cnn.image_size=128.",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Feature and score cache: a re-run skips what it has done.",
-)
+@cache_dir_option
 @click.option(
     "--device", default=None, help="Device of deep extractors: auto, cpu, cuda, cuda:N, mps."
 )
@@ -171,25 +130,12 @@ def compare_command(
     show_default=True,
     help="Report folder.",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Feature and score cache: a re-run skips what it has done.",
-)
+@cache_dir_option
 @click.option("--device", default=None, help="Device of a deep extractor: auto, cpu, cuda.")
 @click.option("-j", "--n-jobs", type=int, default=None, help="Extraction workers.")
 @click.option("--seed", default=0, show_default=True, help="Seed of fits and views.")
-@click.option(
-    "--view",
-    type=click.Choice(["pca", "tsne", "none"]),
-    default="pca",
-    show_default=True,
-    help="2-D projection of source and target before and after alignment.",
-)
-@click.option("--no-plots", is_flag=True, help="Write no PNG charts.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@view_option("2-D projection of source and target before and after alignment.")
+@report_flags
 def adapt_command(
     data: str | None,
     source: str | None,

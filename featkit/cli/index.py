@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from featkit.cli._common import echo_scores
+from featkit.cli._options import search_options
 
 
 @click.group("index")
@@ -33,9 +34,7 @@ def index_group() -> None:
 )
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Index file.")
 @click.option("--metric", type=click.Choice(["cosine", "l2"]), default="cosine", show_default=True)
-@click.option("--nprobe", type=int, default=None, help="IVF lists visited per query.")
-@click.option("--ef-search", type=int, default=None, help="HNSW search depth.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@search_options
 @click.option("-k", "recall_k", default=10, show_default=True, help="k of the recall@k check.")
 @click.option(
     "--queries",
@@ -110,9 +109,7 @@ def index_build_command(
     help="A query image (repeatable); embedded by the index's extractor.",
 )
 @click.option("-k", default=10, show_default=True, help="Results per query.")
-@click.option("--nprobe", type=int, default=None, help="IVF lists visited per query.")
-@click.option("--ef-search", type=int, default=None, help="HNSW search depth.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@search_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
 def index_search_command(
     index_path: Path,
@@ -159,9 +156,7 @@ def index_search_command(
     default=None,
     help="Vote weights [default: similarity (DINO) for cosine, uniform for l2].",
 )
-@click.option("--nprobe", type=int, default=None, help="IVF lists visited per query.")
-@click.option("--ef-search", type=int, default=None, help="HNSW search depth.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@search_options
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def index_evaluate_command(
     index_path: Path,
