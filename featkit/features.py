@@ -22,6 +22,8 @@ __all__ = ["FeatureSet"]
 
 FORMAT = "featkit.FeatureSet"
 FORMAT_VERSION = 1
+#: Provenance entries that ``describe()`` reports, of a FeatureSet and a feature store alike.
+DESCRIBED_PROVENANCE = ("extractor", "created", "versions", "timing")
 
 
 @dataclass(eq=False)
@@ -73,6 +75,21 @@ class FeatureSet:
     def dim(self) -> int:
         """Feature dimension d."""
         return int(self.X.shape[1])
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary: rows, dimension, classes, domains, splits, the count of
+        failed images, and the extractor, creation time, versions and timing of the
+        provenance (None where it does not say)."""
+        summary: dict[str, Any] = {
+            "n": len(self),
+            "dim": self.dim,
+            "classes": list(self.class_names),
+            "domains": None if self.domains is None else sorted(set(self.domains.tolist())),
+            "splits": None if self.splits is None else sorted(set(self.splits.tolist())),
+            "failed": len(self.failed),
+        }
+        summary.update({key: self.provenance.get(key) for key in DESCRIBED_PROVENANCE})
+        return summary
 
     def subset(self, indices: np.ndarray | list[int]) -> FeatureSet:
         """Rows at ``indices`` (integer positions or a boolean mask); failures are kept."""

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from featkit.cache import atomic_write
 from featkit.exceptions import FeatkitError, InvalidParameterError
-from featkit.features import FeatureSet
+from featkit.features import DESCRIBED_PROVENANCE, FeatureSet
 
 __all__ = ["ShardStore", "open_features"]
 
@@ -115,6 +115,23 @@ class ShardStore:
     def __repr__(self) -> str:
         rows, shards = len(self), self.n_shards
         return f"ShardStore({str(self.path)!r}, rows={rows}, dim={self.dim}, shards={shards})"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary, the keys of :meth:`FeatureSet.describe` with ``shards``
+        (domains and splits are None: a store keeps neither), reading the failures of every
+        shard and the provenance kept in its metadata."""
+        provenance = self.metadata.get("provenance") or {}
+        summary: dict[str, Any] = {
+            "n": len(self),
+            "dim": self.dim,
+            "shards": self.n_shards,
+            "classes": self.class_names,
+            "domains": None,
+            "splits": None,
+            "failed": len(self.failed),
+        }
+        summary.update({key: provenance.get(key) for key in DESCRIBED_PROVENANCE})
+        return summary
 
     # -- writing ----------------------------------------------------------------------------
     def append(

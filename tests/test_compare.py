@@ -18,7 +18,8 @@ from sklearn.preprocessing import Normalizer, normalize
 import featkit
 from featkit.classify import FaissKNNClassifier
 from featkit.data import Dataset
-from featkit.evaluate import compare, default_extractors, evaluate_features
+from featkit.evaluate import compare, default_extractors, evaluate_features, resolve_extractors
+from featkit.exceptions import ExtractorNotFoundError, InvalidParameterError
 from featkit.extractors.pixels import PixelsExtractor
 from tests.test_cli import run
 
@@ -144,6 +145,54 @@ def test_local_extractors_are_skipped_with_a_hint():
     result = compare("digits", extractors=["pixels", "dsift"], classifiers=SKLEARN_KNN, view=None)
     assert "dsift-bovw" in result.skipped["dsift"]
     assert [r["extractor"] for r in result.rows] == ["pixels"]
+
+
+def test_resolve_extractors_builds_named_ones_with_their_params_and_skips_missing_ones():
+    with pytest.raises(ExtractorNotFoundError) as missing:
+        featkit.create_extractor("no-such-extractor")
+    said: list[str] = []
+    chosen, skipped = resolve_extractors(
+        ["pixels", "no-such-extractor", "dsift"],
+        {"pixels": {"size": 8}, "no-such-extractor": {"x": 1}},
+        say=said.append,
+    )
+    assert list(chosen) == ["pixels", "dsift"]  # local ones are compare()'s to leave out
+    assert chosen["pixels"].get_params() == {"size": 8, "color": "gray"}
+    assert skipped == {"no-such-extractor": str(missing.value)}
+    assert said == [f"skipping no-such-extractor: {missing.value}"]
+
+
+def test_resolve_extractors_sets_params_on_the_defaults_and_on_given_extractors():
+    chosen, skipped = resolve_extractors(
+        None, {"hog": {"orientations": 6}}, featkit.load_dataset("digits"), say=print
+    )
+    assert list(chosen) == ["pixels", "hog", "dsift-bovw", "cnn"] and skipped == {}
+    hog = chosen["hog"].get_params()  # sized for 8 px digits, then the parameter
+    assert (hog["size"], hog["pixels_per_cell"], hog["orientations"]) == ((32, 32), (4, 4), 6)
+    mine = PixelsExtractor()
+    chosen, skipped = resolve_extractors({"mine": mine}, {"mine": {"size": 4}})
+    assert chosen == {"mine": mine} and mine.size == 4 and skipped == {}
+
+
+def test_resolve_extractors_refuses_params_of_an_extractor_not_compared():
+    with pytest.raises(InvalidParameterError, match=r"-p hog\.KEY: 'hog' is not compared"):
+        resolve_extractors(["pixels"], {"hog": {"orientations": 6}})
+    with pytest.raises(InvalidParameterError, match="is not compared"):
+        resolve_extractors({"mine": PixelsExtractor()}, {"pixels": {"size": 4}})
+
+
+def test_resolve_extractors_says_what_it_skipped_before_a_later_bad_parameter():
+    said: list[str] = []
+    with pytest.raises(InvalidParameterError, match="size must be an integer"):
+        resolve_extractors(
+            ["no-such-extractor", "pixels"], {"pixels": {"size": "big"}}, say=said.append
+        )
+    assert [line.split(":")[0] for line in said] == ["skipping no-such-extractor"]
+
+
+def test_cli_refuses_params_of_an_extractor_not_compared():
+    proc = run("compare", "--extractors", "pixels", "-p", "hog.size=8", "-q", check_code=2)
+    assert proc.stderr == "featkit: error: -p hog.KEY: 'hog' is not compared\n"
 
 
 def test_default_extractors_are_sized_for_tiny_images():

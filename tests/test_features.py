@@ -121,3 +121,31 @@ def test_paths_expand_the_home_folder(tmp_path, monkeypatch):
 def test_load_reads_a_features_npz(tmp_path):
     np.savez(tmp_path / "f.npz", X=np.ones((3, 2)), y=[0, 1, 1])
     assert FeatureSet.load(tmp_path / "f.npz").X.shape == (3, 2)
+
+
+def test_describe_summarises_rows_classes_domains_splits_failures_and_provenance(tmp_path):
+    fs = _example(n=8, d=4)
+    fs.provenance.update({"created": "2024-05-01T10:00:00", "versions": {"featkit": "9.9"}})
+    expected = {
+        "n": 8,
+        "dim": 4,
+        "classes": ["a", "b", "c"],
+        "domains": ["src", "tgt"],  # 4 src then 4 tgt, each named once, sorted
+        "splits": ["test", "train"],
+        "failed": 1,
+        "extractor": {"name": "demo"},
+        "created": "2024-05-01T10:00:00",
+        "versions": {"featkit": "9.9"},
+        "timing": None,  # not in the provenance
+    }
+    assert fs.describe() == expected
+    assert list(fs.describe()) == list(expected)  # the order `featkit info --json` prints
+    fs.save(tmp_path / "fs")
+    assert FeatureSet.load(tmp_path / "fs").describe() == expected
+    json.dumps(fs.describe())  # JSON-ready
+
+    bare = FeatureSet(X=np.zeros((2, 3), np.float32), y=[0, 0], ids=["p", "q"], class_names=["x"])
+    assert bare.describe() == {
+        "n": 2, "dim": 3, "classes": ["x"], "domains": None, "splits": None, "failed": 0,
+        "extractor": None, "created": None, "versions": None, "timing": None,
+    }  # fmt: skip

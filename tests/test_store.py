@@ -286,3 +286,39 @@ def test_an_ivf_index_trained_on_a_sample_of_a_store(tmp_path):
     assert 0.8 < recall < 1.0  # approximate (0.942 measured), and far from chance
     with pytest.raises(featkit.InvalidParameterError, match="train_size"):
         featkit.FeatureIndex.from_store(store, "IVF32,Flat", train_size=0)
+
+
+def test_describe_counts_rows_shards_and_failures_of_every_shard(tmp_path):
+    provenance = {
+        "extractor": {"name": "pixels", "params": {"size": 4}},
+        "created": "2024-05-01T10:00:00",
+        "timing": {"seconds": 1.5},
+        "other": "not described",
+    }
+    ShardStore.create(tmp_path / "empty", dim=4, class_names=["a", "b"])
+    store = ShardStore.create(
+        tmp_path / "t", dim=4, class_names=["a", "b"], metadata={"provenance": provenance}
+    )
+    rows = np.ones((6, 4), np.float32)
+    bad = [{"id": f"bad{i}", "source": f"bad{i}.png", "reason": "unreadable"} for i in range(3)]
+    store.append(rows[:2], [0, 1], failed=bad[:1])
+    store.append(rows[2:5], [1, 1, 0])
+    store.append(rows[5:], [0], failed=bad[1:])
+    expected = {
+        "n": 6,  # 2 + 3 + 1
+        "dim": 4,
+        "shards": 3,
+        "classes": ["a", "b"],
+        "domains": None,
+        "splits": None,
+        "failed": 3,  # 1 in the first shard, 2 in the last
+        "extractor": {"name": "pixels", "params": {"size": 4}},
+        "created": "2024-05-01T10:00:00",
+        "versions": None,
+        "timing": {"seconds": 1.5},
+    }
+    assert ShardStore(tmp_path / "t").describe() == expected
+    assert list(store.describe()) == list(expected)  # the order `featkit info --json` prints
+
+    empty = ShardStore(tmp_path / "empty").describe()
+    assert (empty["n"], empty["shards"], empty["failed"], empty["extractor"]) == (0, 0, 0, None)

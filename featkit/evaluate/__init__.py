@@ -1,7 +1,7 @@
 """Evaluation: protocols, metrics and scoring over FeatureSets; the compare and adapt jobs."""
 
 from featkit.evaluate.adapt import adapt, source_target_dataset
-from featkit.evaluate.compare import compare, default_extractors
+from featkit.evaluate.compare import compare, default_extractors, resolve_extractors
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.protocols import (
     DomainPairs,
@@ -29,6 +29,7 @@ __all__ = [
     "default_extractors",
     "evaluate_features",
     "make_protocol",
+    "resolve_extractors",
     "source_target_dataset",
     "summarize",
 ]

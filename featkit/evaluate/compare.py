@@ -32,7 +32,13 @@ from featkit.registry import create_extractor, list_extractors
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_CLASSIFIERS", "DEFAULT_EXTRACTORS", "compare", "default_extractors"]
+__all__ = [
+    "DEFAULT_CLASSIFIERS",
+    "DEFAULT_EXTRACTORS",
+    "compare",
+    "default_extractors",
+    "resolve_extractors",
+]
 
 #: Extractors compared by default, in this order, when they are installed.
 DEFAULT_EXTRACTORS = ("pixels", "hog", "dsift-bovw", "cnn")
@@ -135,7 +141,8 @@ def compare(
     proto = make_protocol(protocol, seed=seed, test_size=test_size)
     splits = proto.splits(dataset.labels, dataset.splits, dataset.domains)
     estimators = resolve_classifiers(classifiers, seed=seed)
-    chosen, skipped = _resolve_extractors(extractors, dataset, say)
+    chosen, skipped = resolve_extractors(extractors, dataset=dataset, say=say)
+    _leave_out_local(chosen, skipped, say)
     if device is not None:
         for extractor in chosen.values():
             if "device" in extractor.get_params():
@@ -188,32 +195,64 @@ def compare(
     return EvaluationResult(rows=rows, provenance=provenance, skipped=skipped, views=views)
 
 
-def _resolve_extractors(
+def resolve_extractors(
     extractors: Sequence[str] | Mapping[str, Extractor] | None,
-    dataset: Dataset,
-    say: Callable[[str], None],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    dataset: Dataset | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Extractor], dict[str, str]]:
+    """The extractors to compare by name, and the names skipped with the reason.
+
+    ``extractors``: names (each built with its ``params``; one that is not installed is
+    skipped), ``{name: extractor}`` (used as given) or None (:func:`default_extractors` for
+    ``dataset``; a default that is not registered is skipped). ``params``:
+    ``{name: {key: value}}`` for the named extractors, or set on the given or default ones;
+    naming one that is not compared raises InvalidParameterError (in the words of the
+    command line's ``-p NAME.KEY=VALUE``). ``say`` receives ``skipping NAME: WHY`` for each
+    skipped name (default: this module's logger).
+    """
+    say = say or logger.info
+    params = params or {}
     skipped: dict[str, str] = {}
+
+    def skip(name: str, why: str) -> None:
+        # Said at once: a later extractor's bad parameter must not hide what was skipped.
+        skipped[name] = why
+        say(f"skipping {name}: {why}")
+
     if extractors is None:
         chosen = default_extractors(dataset)
         for name in DEFAULT_EXTRACTORS:
             if name not in chosen:
-                skipped[name] = "not registered in this installation"
+                skip(name, "not registered in this installation")
     elif isinstance(extractors, Mapping):
         chosen = dict(extractors)
     else:
         chosen = {}
         for name in extractors:
             try:
-                chosen[name] = create_extractor(name)
+                chosen[name] = create_extractor(name, **params.get(name, {}))
             except (ExtractorNotFoundError, PluginLoadError) as exc:
-                skipped[name] = str(exc)
+                skip(name, str(exc))
+    for name, values in params.items():
+        if name in skipped:
+            continue  # asked for but not installed: skipped, not an error
+        if name not in chosen:
+            raise InvalidParameterError(f"-p {name}.KEY: {name!r} is not compared")
+        if extractors is None or isinstance(extractors, Mapping):
+            chosen[name].set_params(**values)  # named ones were built with their params
+    return chosen, skipped
+
+
+def _leave_out_local(
+    chosen: dict[str, Extractor], skipped: dict[str, str], say: Callable[[str], None]
+) -> None:
+    """Move local extractors from ``chosen`` to ``skipped``, saying so: compare scores one
+    vector per image; raise when nothing is left to compare."""
     for name, extractor in list(chosen.items()):
         if extractor.kind == "local":
             skipped[name] = f"local descriptors: compare an encoding of them, e.g. {name}-bovw"
+            say(f"skipping {name}: {skipped[name]}")
             del chosen[name]
-    for name, why in skipped.items():
-        say(f"skipping {name}: {why}")
     if not chosen:
         raise InvalidParameterError(f"no extractor to compare: {skipped or 'none given'}")
-    return chosen, skipped

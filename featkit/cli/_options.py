@@ -1,0 +1,80 @@
+"""Options that several commands share, declared once so that their help stays the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PROTOCOL_HELP = "holdout, kfold[:K], fewshot[:N[xR]] (N shots, R draws) or domains."
+
+
+def stack(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator of several options, listed by ``--help`` in the given order."""
+
+    def apply(func: F) -> F:
+        for option in reversed(options):  # the decorator nearest the function lists last
+            func = option(func)
+        return func
+
+    return apply
+
+
+def view_option(description: str) -> Callable[[F], F]:
+    """``--view pca|tsne|none``: the 2-D projection in a report, with its ``description``."""
+    return click.option(
+        "--view",
+        type=click.Choice(["pca", "tsne", "none"]),
+        default="pca",
+        show_default=True,
+        help=description,
+    )
+
+
+#: ``--cache-dir`` of compare and adapt.
+cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Feature and score cache: a re-run skips what it has done.",
+)
+
+#: ``--no-plots``, ``--json`` and ``-q`` of the commands that write a report folder.
+report_flags = stack(
+    click.option("--no-plots", is_flag=True, help="Write no PNG charts."),
+    click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+)
+
+#: The classifiers, protocol and report options of compare and evaluate.
+report_options = stack(
+    click.option(
+        "--classifiers",
+        default="knn,svm,probe",
+        show_default=True,
+        help="Comma-separated presets: knn, svm, rbf-svm, logreg, probe.",
+    ),
+    click.option("--protocol", default="holdout", show_default=True, help=_PROTOCOL_HELP),
+    click.option(
+        "-o",
+        "--out",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Report folder [default: compare-report or evaluate-report].",
+    ),
+    click.option("--test-size", default=0.25, show_default=True, help="Held-out share."),
+    click.option("--seed", default=0, show_default=True, help="Seed of splits and fits."),
+    view_option("2-D projection of the features in the report."),
+    report_flags,
+)
+
+#: ``--nprobe``, ``--ef-search`` and ``--device`` of the index commands.
+search_options = stack(
+    click.option("--nprobe", type=int, default=None, help="IVF lists visited per query."),
+    click.option("--ef-search", type=int, default=None, help="HNSW search depth."),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N."),
+)

@@ -1,0 +1,323 @@
+"""``featkit compare``, ``adapt``, ``evaluate`` and ``probe``: classifiers scored on
+features, with a report folder or the headline numbers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from featkit.cli._common import echo_err, echo_scores, named_params, parse_params, split_list
+from featkit.cli._options import cache_dir_option, report_flags, report_options, view_option
+from featkit.exceptions import InvalidParameterError
+
+
+@click.command("compare")
+@click.option("-d", "--data", default="digits", show_default=True, help="Data set spec.")
+@click.option(
+    "--extractors", default=None, help="Comma-separated names (default: the built-in four)."
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    help="NAME.KEY=VALUE for one extractor (repeatable), e.g. -p cnn.image_size=128.",
+)
+@cache_dir_option
+@click.option(
+    "--device", default=None, help="Device of deep extractors: auto, cpu, cuda, cuda:N, mps."
+)
+@click.option(
+    "-j",
+    "--n-jobs",
+    type=int,
+    default=None,
+    help="Extraction workers (-1: all cores; default: auto).",
+)
+@report_options
+def compare_command(
+    data: str,
+    extractors: str | None,
+    params: Sequence[str],
+    cache_dir: Path | None,
+    device: str | None,
+    n_jobs: int | None,
+    classifiers: str,
+    protocol: str,
+    out: Path | None,
+    test_size: float,
+    seed: int,
+    view: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Rank extractors x classifiers on DATA (default: scikit-learn's digits) and write a
+    report folder: results.json, results.csv, report.md and PNG charts."""
+    from featkit.data import load_dataset
+    from featkit.evaluate.compare import compare, resolve_extractors
+
+    say = None if quiet else echo_err
+    dataset = load_dataset(data)
+    names = split_list(extractors)
+    chosen: Any = names
+    per_extractor = named_params(params)
+    if per_extractor:
+        # With -p the extractors are built here, before compare(): one that is not
+        # installed is announced on stderr even with -q (it is not among compare's skipped).
+        chosen, _ = resolve_extractors(names, per_extractor, dataset, say=echo_err)
+    result = compare(
+        dataset,
+        extractors=chosen,
+        classifiers=split_list(classifiers) or [],
+        protocol=protocol,
+        test_size=test_size,
+        seed=seed,
+        n_jobs=n_jobs,
+        device=device,
+        cache_dir=cache_dir,
+        progress=False if quiet else None,
+        view=None if view == "none" else view,
+        log=say,
+    )
+    _finish(result, out or Path("compare-report"), no_plots, as_json)
+
+
+@click.command("adapt")
+@click.option("-d", "--data", default=None, help="A data set with domains (root/domain/class/*).")
+@click.option("--source", default=None, help="Source data set spec (with --target).")
+@click.option("--target", default=None, help="Target data set spec (with --source).")
+@click.option("-e", "--extractor", default="cnn", show_default=True, help="Extractor name.")
+@click.option(
+    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter."
+)
+@click.option(
+    "-a",
+    "--align",
+    default="none,coral,sa",
+    show_default=True,
+    help="Comma-separated aligners: none, pca, lda, sa, coral, tca, jda.",
+)
+@click.option(
+    "-A",
+    "--align-param",
+    "align_params",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="A parameter of one aligner (repeatable), e.g. -A sa.n_components=40.",
+)
+@click.option(
+    "--classifiers",
+    "--classifier",
+    default="svm",
+    show_default=True,
+    help="Comma-separated presets: svm, logreg, knn, probe, rbf-svm.",
+)
+@click.option(
+    "--pairs",
+    default=None,
+    help="Shifts to run, e.g. photo:sketch,sketch:photo (default: every ordered pair).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("adapt-report"),
+    show_default=True,
+    help="Report folder.",
+)
+@cache_dir_option
+@click.option("--device", default=None, help="Device of a deep extractor: auto, cpu, cuda.")
+@click.option("-j", "--n-jobs", type=int, default=None, help="Extraction workers.")
+@click.option("--seed", default=0, show_default=True, help="Seed of fits and views.")
+@view_option("2-D projection of source and target before and after alignment.")
+@report_flags
+def adapt_command(
+    data: str | None,
+    source: str | None,
+    target: str | None,
+    extractor: str,
+    params: Sequence[str],
+    align: str,
+    align_params: Sequence[str],
+    classifiers: str,
+    pairs: str | None,
+    out: Path,
+    cache_dir: Path | None,
+    device: str | None,
+    n_jobs: int | None,
+    seed: int,
+    view: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Train on one domain, test on another, before and after alignment: the domain-pair
+    matrix (rows: methods, columns: shifts, then the average) and a report folder."""
+    from featkit.align import make_aligner
+    from featkit.evaluate.adapt import adapt
+    from featkit.registry import create_extractor
+
+    if data is None and (source is None or target is None):
+        raise click.UsageError("give --data (a data set with domains) or --source and --target")
+    if data is not None and (source is not None or target is not None):
+        raise click.UsageError("give either --data or --source and --target, not both")
+    say = None if quiet else echo_err
+    names = split_list(align) or []
+    per_aligner = named_params(align_params, flag="-A", example="sa.n_components=40")
+    unknown = set(per_aligner) - set(names)
+    if unknown:
+        raise InvalidParameterError(f"-A {sorted(unknown)[0]}.KEY: that aligner is not in --align")
+    aligners = {name: make_aligner(name, **per_aligner.get(name, {})) for name in names}
+    shifts = None
+    if pairs:
+        shifts = []
+        for pair in split_list(pairs) or []:
+            s, colon, t = pair.partition(":")
+            if not colon:
+                raise InvalidParameterError(f"--pairs expects SOURCE:TARGET, got {pair!r}")
+            shifts.append((s, t))
+    result = adapt(
+        data,
+        source=source,
+        target=target,
+        extractor=create_extractor(extractor, **parse_params(params)),
+        aligners=aligners,
+        classifiers=split_list(classifiers) or [],
+        pairs=shifts,
+        seed=seed,
+        n_jobs=n_jobs,
+        device=device,
+        cache_dir=cache_dir,
+        progress=False if quiet else None,
+        view=None if view == "none" else view,
+        log=say,
+    )
+    _finish(result, out, no_plots, as_json)
+
+
+@click.command("evaluate")
+@click.option(
+    "-f",
+    "--features",
+    "feature_dirs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A FeatureSet folder from `featkit extract` (repeat to compare several).",
+)
+@report_options
+def evaluate_command(
+    feature_dirs: Sequence[Path],
+    classifiers: str,
+    protocol: str,
+    out: Path | None,
+    test_size: float,
+    seed: int,
+    view: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Score classifiers on features extracted earlier, under a protocol, with a report."""
+    from featkit.evaluate.scoring import evaluate_features
+    from featkit.features import FeatureSet
+
+    sets: dict[str, Any] = {}
+    for directory in feature_dirs:
+        fs = FeatureSet.load(directory)
+        name = fs.provenance.get("extractor", {}).get("name") or directory.name
+        sets[name if name not in sets else str(directory)] = fs
+    result = evaluate_features(
+        sets,
+        classifiers=split_list(classifiers) or [],
+        protocol=protocol,
+        test_size=test_size,
+        seed=seed,
+        view=None if view == "none" else view,
+        log=None if quiet else echo_err,
+    )
+    _finish(result, out or Path("evaluate-report"), no_plots, as_json)
+
+
+def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
+    """Save the report folder, then print the ranked table (or the JSON)."""
+    result.save(out, plots=not no_plots)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        return
+    data, protocol = result.provenance["dataset"], result.provenance["protocol"]
+    click.echo(f"{data['name']}: {data.get('n_images', '?')} images, {protocol['description']}")
+    from featkit.report.markdown import runtime_lines
+
+    for line in runtime_lines(result.provenance):
+        click.echo(line)
+    click.echo(result.table())
+    pairs = result.pair_table()
+    if pairs is not None:
+        click.echo("")
+        click.echo("accuracy (%) per domain shift:")
+        click.echo(pairs)
+    for name, why in result.skipped.items():
+        click.echo(f"skipped {name}: {why}")
+    click.echo(f"report: {out / 'report.md'}")
+
+
+@click.command("probe")
+@click.option(
+    "-f",
+    "--features",
+    "train",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Labelled training features: a feature store (from `featkit extract --store`).",
+)
+@click.option(
+    "-t",
+    "--test",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Labelled test features: a feature store or a FeatureSet folder.",
+)
+@click.option("-C", "C", default=1.0, show_default=True, help="Inverse l2 strength (sklearn's C).")
+@click.option("--epochs", default=30, show_default=True, help="Passes over the shards.")
+@click.option("--batch-size", default=1024, show_default=True, help="Rows per mini-batch.")
+@click.option("--learning-rate", default=1e-2, show_default=True, help="Peak Adam step.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the mini-batch order.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def probe_command(
+    train: Path,
+    test: Path,
+    C: float,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    device: str,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Train a linear probe (l2 logistic regression) over the shards of a feature store and
+    score it on test features, one shard in memory at a time."""
+    from featkit.evaluate.out_of_core import probe_scores
+
+    scores = probe_scores(
+        train,
+        test,
+        C=C,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        device=device,
+        random_state=seed,
+    )
+    echo_scores(
+        scores,
+        as_json,
+        f"linear probe (C={C}, {epochs} epochs on {scores['device']}) trained on "
+        f"{scores['n_train']} rows, scored on {scores['n_test']} test rows:",
+    )

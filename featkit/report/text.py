@@ -1,0 +1,50 @@
+"""Plain-text summaries for the terminal: what building an index measured."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from featkit.index import FeatureIndex
+
+__all__ = ["index_build_lines", "index_build_summary"]
+
+#: ``FeatureIndex.stats`` entries of the JSON summary, in its order.
+_BUILD_STATS = ("build_seconds", "train_seconds", "add_seconds", "index_bytes", "peak_rss_bytes")
+
+
+def index_build_summary(index: FeatureIndex, out: str | os.PathLike) -> dict[str, Any]:
+    """A JSON-ready summary of an index from :func:`featkit.index.build_index`, saved to
+    ``out``: factory, metric, rows, build timings, sizes, device and recall (or None)."""
+    stats = index.stats
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "factory": index.factory,
+        "metric": index.metric,
+        "n": index.ntotal,
+    }
+    summary.update({key: stats.get(key) for key in _BUILD_STATS})
+    return {**summary, "device": index.device, "recall": stats.get("recall")}
+
+
+def index_build_lines(index: FeatureIndex, out: str | os.PathLike) -> list[str]:
+    """The lines ``featkit index build`` prints: rows, factory, metric and file; build time,
+    size and peak memory; for an approximate index, recall@k against exact search."""
+    stats = index.stats
+    lines = [f"{index.ntotal} rows indexed with {index.factory!r} ({index.metric}); saved to {out}"]
+    peak = stats["peak_rss_bytes"]
+    memory = f", peak memory of this process {peak / 2**20:,.0f} MB" if peak else ""
+    lines.append(
+        f"built in {stats['build_seconds']:.1f} s; index {stats['index_bytes'] / 2**20:,.1f} MB"
+        + memory
+    )
+    recall = stats.get("recall")
+    if recall:
+        which = "held-out queries" if recall["held_out"] else "indexed rows as queries"
+        lines.append(
+            f"recall@{recall['k']} against exact search: {recall['recall_at_k']:.4f} "
+            f"({recall['queries']} {which}); {recall['queries_per_second']:,.0f} queries/s, "
+            f"exact {recall['exact_queries_per_second']:,.0f} queries/s"
+        )
+    return lines
