@@ -77,7 +77,7 @@ def evaluation_cost(X: np.ndarray, y: np.ndarray, C: float, device: str, repeats
     from sklearn.linear_model._linear_loss import LinearModelLoss
 
     from featkit._torch_device import resolve_torch_device
-    from featkit.classify.probe import _loss_grad
+    from featkit.classify.linear_objective import loss_and_gradient
 
     k, d = int(y.max()) + 1, X.shape[1]
     rng = np.random.default_rng(1)
@@ -105,7 +105,7 @@ def evaluation_cost(X: np.ndarray, y: np.ndarray, C: float, device: str, repeats
 
     return {
         "sklearn": best(lambda: loss.loss_gradient(coef, X, yf, None, lam, os.cpu_count())),
-        "probe": best(lambda: _loss_grad(Xt, yt, w, W, c, mu, lam)),
+        "probe": best(lambda: loss_and_gradient(Xt, yt, w, W, c, mu, lam)),
     }
 
 

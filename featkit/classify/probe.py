@@ -50,6 +50,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from featkit.classify.linear_objective import (
+    export_coefficients,
+    loss_and_gradient,
+    row_loss,
+)
 from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 from featkit.store import ShardStore
@@ -273,7 +278,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
         def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             W, c = split(theta)
-            loss, gW, gc = _loss_grad(Xt, yt, w, W, c, mu, lam, self.loss)
+            loss, gW, gc = loss_and_gradient(Xt, yt, w, W, c, mu, lam, self.loss)
             g = torch.cat([gW.ravel(), gc]) if self.fit_intercept else gW.ravel()
             return loss, g.cpu().numpy().astype(np.float64)
 
@@ -308,7 +313,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
         W, c = split(result.x)
-        W_np, b_np = _export(W, c, mu, k, self.loss)
+        W_np, b_np = export_coefficients(W, c, mu, k, self.loss)
         return W_np, b_np, min(int(result.nit), self.max_iter), float(result.fun)
 
     def _warm_theta(self, k: int, d: int, mu: Any) -> np.ndarray:
@@ -460,7 +465,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                     group["lr"] = self.learning_rate * cosine
                 optimizer.zero_grad(set_to_none=False)
                 logits = torch.addmm(c - W @ mu, xb, W.T)
-                loss = torch.dot(_row_loss(logits, yb, self.loss), wb) + 0.5 * lam * (W * W).sum()
+                loss = torch.dot(row_loss(logits, yb, self.loss), wb) + 0.5 * lam * (W * W).sum()
                 loss.backward()
                 optimizer.step()
                 step += 1
@@ -469,9 +474,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             objective = 0.5 * lam * float((W.double() ** 2).sum())
             for xb, yb, wb in chunks():
                 logits = torch.addmm(c - W @ mu, xb.to(device), W.T)
-                ce = _row_loss(logits, yb.to(device), self.loss)
+                ce = row_loss(logits, yb.to(device), self.loss)
                 objective += float(torch.dot(ce.double(), wb.to(device).double()))
-        W_np, b_np = _export(W, c, mu, k, self.loss)
+        W_np, b_np = export_coefficients(W, c, mu, k, self.loss)
         return W_np, b_np, self.epochs, objective
 
     # ----------------------------------------------------------------- prediction
@@ -519,74 +524,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 # --------------------------------------------------------------------- helpers
 
 
-def _row_loss(logits: Any, y: Any, loss: str) -> Any:
-    """Per-row loss: cross-entropy (binomial for one logit column, else the softmax's), or
-    the one-vs-rest squared hinge."""
-    import torch.nn.functional as F
-
-    if loss == "squared_hinge":
-        signs = _signs(y, logits.shape[1], logits.dtype)
-        return (1.0 - signs * logits).clamp(min=0.0).square().sum(dim=1)
-    if logits.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(
-            logits[:, 0], y.to(logits.dtype), reduction="none"
-        )
-    return F.cross_entropy(logits, y, reduction="none")
-
-
-def _signs(y: Any, k: int, dtype: Any) -> Any:
-    """One-vs-rest targets: +1 for the true class, -1 for the others ((n, 1) for two classes)."""
-    import torch
-
-    if k == 1:
-        return (2.0 * y.to(dtype) - 1.0)[:, None]
-    signs = torch.full((len(y), k), -1.0, dtype=dtype, device=y.device)
-    signs.scatter_(1, y[:, None], 1.0)
-    return signs
-
-
-def _loss_grad(
-    X: Any, y: Any, w: Any, W: Any, c: Any, mu: Any, lam: float, loss: str = "log_loss"
-) -> tuple[float, Any, Any]:
-    """Mean-scaled objective and its gradient in W and c, on centred features.
-
-    ``sum_i w_i CE(x_i - mu, y_i) + lam / 2 ||W||^2`` with ``w`` summing to one; the
-    gradient is written out (two GEMMs) rather than taken by autograd, which would keep
-    the graph and call more kernels for the same numbers.
-    """
-    import torch
-
-    with torch.no_grad():
-        logits = torch.addmm(c - W @ mu, X, W.T)  # (x - mu) W^T + c
-        if loss == "squared_hinge":
-            signs = _signs(y, W.shape[0], logits.dtype)
-            slack = (1.0 - signs * logits).clamp_(min=0.0)
-            ce = slack.square().sum(dim=1)
-            G = slack.mul_(signs).mul_(-2.0 * w[:, None])  # d loss / d logits, weighted
-        elif W.shape[0] == 1:
-            z = logits[:, 0]
-            yf = y.to(z.dtype)
-            ce = torch.nn.functional.softplus(z) - yf * z
-            G = ((torch.sigmoid(z) - yf) * w)[:, None]
-        else:
-            # one exp pass serves the log-sum-exp and the softmax
-            top = logits.max(dim=1, keepdim=True).values
-            G = torch.exp(logits - top)
-            total = G.sum(dim=1, keepdim=True)
-            ce = (top + torch.log(total) - logits.gather(1, y[:, None]))[:, 0]
-            G *= w[:, None] / total  # weighted softmax, minus w at the label
-            G.scatter_add_(1, y[:, None], -w[:, None])
-        gc = G.sum(dim=0)
-        gW = torch.mm(G.T, X)
-        gW -= gc[:, None] * mu[None, :]
-        gW += lam * W
-        # the loss in float64: the line search compares values that differ by ~1e-7
-        loss = float(torch.dot(ce.double(), w.double())) + 0.5 * lam * float(
-            (W.double() ** 2).sum()
-        )
-    return loss, gW, gc
-
-
 def _as_tensor(X: np.ndarray) -> Any:
     """A torch view of ``X`` without a copy, also of read-only (memory-mapped) arrays."""
     import torch
@@ -595,19 +532,6 @@ def _as_tensor(X: np.ndarray) -> Any:
         # torch warns that it cannot protect read-only memory; the tensor is never written
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(X)
-
-
-def _export(W: Any, c: Any, mu: Any, k: int, loss: str) -> tuple[np.ndarray, np.ndarray]:
-    """coef_ and intercept_ as numpy, back in the uncentred parametrisation."""
-    import torch
-
-    with torch.no_grad():
-        b = c - W @ mu
-        if k > 1 and loss == "log_loss":
-            # The softmax is unchanged by a common shift; scikit-learn's intercepts sum to
-            # zero (its L-BFGS starts at zero and the gradient's class sum is zero).
-            b = b - b.mean()
-        return W.detach().cpu().numpy().copy(), b.detach().cpu().numpy().copy()
 
 
 @contextmanager
