@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import DomainPairs, Split
 from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
+from featkit.evaluate.rows import ScoreRow
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
 from featkit.exceptions import InvalidParameterError
@@ -103,7 +105,7 @@ def adapt(
     )
     announce_runtimes({name: ex}, say)
 
-    rows: list[dict[str, Any]] = []
+    rows: list[ScoreRow] = []
     views: dict[str, dict[str, Any]] = {}
     scores = None if cache_dir is None else ScoreCache(cache_dir)
     kwargs = {"n_jobs": n_jobs, "cache_dir": cache_dir, "progress": progress}
@@ -130,16 +132,13 @@ def adapt(
                     cache=scores,
                     log=say,
                 )
-                for row in scored:
-                    row["align_s"] = round(align_s, 4)
-                    row["n_failed"] = len(part.features.failed)
-                rows += scored
+                failed = len(part.features.failed)
+                rows += [replace(row, align_s=round(align_s, 4), n_failed=failed) for row in scored]
                 if view is not None and split.name == view_shift:
                     _add_views(
                         views, part.features, split, aligner_name, aligned, local, view, seed
                     )
-    for row in rows:
-        row["extract_s"] = round(extract_s, 3)
+    rows = [replace(row, extract_s=round(extract_s, 3)) for row in rows]
 
     provenance = job_provenance(
         "adapt",

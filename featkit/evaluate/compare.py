@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, make_protocol
 from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
+from featkit.evaluate.rows import ScoreRow
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
 from featkit.exceptions import (
@@ -150,14 +152,14 @@ def compare(
     say(f"{dataset.name}: {len(dataset)} images, {proto.name}: {proto.describe()}")
     announce_runtimes(chosen, say)
 
-    rows: list[dict[str, Any]] = []
+    rows: list[ScoreRow] = []
     configs: dict[str, Any] = {}
     views: dict[str, dict[str, Any]] = {}
     kwargs = {"n_jobs": n_jobs, "cache_dir": cache_dir, "progress": progress}
     scores = None if cache_dir is None else ScoreCache(cache_dir)
     for name, extractor in chosen.items():
         extract_s = 0.0
-        name_rows: list[dict[str, Any]] = []
+        name_rows: list[ScoreRow] = []
         for part in extract_for_splits(name, extractor, dataset, splits, say=say, **kwargs):
             extract_s += part.seconds
             configs[name] = part.extractor.config
@@ -172,14 +174,10 @@ def compare(
                     cache=scores,
                     log=say,
                 )
-                for row in scored:
-                    row["n_failed"] = len(features.failed)
-                name_rows += scored
+                name_rows += [replace(row, n_failed=len(features.failed)) for row in scored]
             if view is not None and name not in views:
                 views[name] = project_2d(features.X, features.y, view, seed)
-        for row in name_rows:
-            row["extract_s"] = round(extract_s, 3)
-        rows += name_rows
+        rows += [replace(row, extract_s=round(extract_s, 3)) for row in name_rows]
 
     provenance = job_provenance(
         "compare",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
 from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
+from featkit.evaluate.rows import ScoreRow, method_name
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
@@ -57,7 +59,7 @@ def score_split(
     aligner: str = "none",
     cache: ScoreCache | None = None,
     log: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ScoreRow]:
     """Fit each classifier on the split's training rows of ``features``, score the test rows.
 
     ``split`` indexes the rows of ``features``. Returns one tidy row per classifier with the
@@ -83,13 +85,12 @@ def score_split(
             outcome = _fit_and_score(estimator, train, test, features.class_names, identity, log)
             if cache is not None:
                 cache.put(key, outcome)
-        rows.append({**identity, **outcome})
+        rows.append(ScoreRow(**identity, **outcome))
         if log is not None:
             chosen = "".join(f", {k}={v:.3g}" for k, v in outcome["chosen"].items())
             how = "cached" if cached else f"fit {outcome['fit_s']:.1f}s"
-            method = extractor if aligner == "none" else f"{extractor} + {aligner}"
             log(
-                f"  {method} + {name} [{split.name}]: accuracy {outcome['accuracy']:.4f} "
+                f"  {rows[-1].method} [{split.name}]: accuracy {outcome['accuracy']:.4f} "
                 f"({how}{chosen})"
             )
     return rows
@@ -106,7 +107,7 @@ def _fit_and_score(
     clf = clone(estimator)
     if log is not None and train.X.size >= LARGE_FIT:
         log(
-            f"  {identity['extractor']} + {identity['classifier']} [{identity['split']}]: "
+            f"  {method_name(identity)} [{identity['split']}]: "
             f"fitting on {len(train)} x {train.dim} ..."
         )
     t0 = time.perf_counter()
@@ -162,7 +163,7 @@ def evaluate_features(
     sets = _paired(sets, say)
     first = next(iter(sets.values()))
     splits = proto.splits(first.y, first.splits, first.domains)
-    rows: list[dict[str, Any]] = []
+    rows: list[ScoreRow] = []
     views = {}
     for name, fs in sets.items():
         config = fs.provenance.get("extractor") or {}
@@ -177,7 +178,7 @@ def evaluate_features(
         extract_s = fs.provenance.get("timing", {}).get("seconds", 0.0)
         for split in splits:
             part = score_split(fs, split, estimators, protocol=proto.name, extractor=name, log=log)
-            rows += [{**row, "extract_s": extract_s} for row in part]
+            rows += [replace(row, extract_s=extract_s) for row in part]
         if view is not None:
             views[name] = project_2d(fs.X, fs.y, view, seed)
     dataset = dict(first.provenance.get("dataset", {}))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featkit.hardware import bf16_kernel_name, describe_runtime
+from featkit.report.tables import escape_cell, pair_table, ranking_table
 
 if TYPE_CHECKING:
     from featkit.evaluate.results import EvaluationResult
+    from featkit.evaluate.rows import MethodSummary, ScoreRow
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def _write_charts(result: EvaluationResult, out: Path) -> dict[str, str]:
     charts["accuracy"] = ACCURACY_PNG
     best = summary[0]
     matrix = _summed_confusion(result.rows, best)
-    title = f"{method_name(best)}: accuracy {best['accuracy']:.3f}"
+    title = f"{best.method}: accuracy {best['accuracy']:.3f}"
     confusion_matrix_chart(matrix, class_names, title, out / CONFUSION_PNG)
     charts["confusion"] = CONFUSION_PNG
     if result.views and all("domain" in v for v in result.views.values()):
@@ -59,25 +62,13 @@ def _write_charts(result: EvaluationResult, out: Path) -> dict[str, str]:
     return charts
 
 
-def _summed_confusion(rows: list[dict[str, Any]], best: dict[str, Any]) -> Any:
+def _summed_confusion(rows: Sequence[ScoreRow], best: MethodSummary) -> Any:
     """The best pair's confusion matrix, summed over its splits (k-fold: every row once)."""
     import numpy as np
 
     keys = ("extractor", "aligner", "classifier")
     members = [r for r in rows if all(r[k] == best[k] for k in keys)]
     return np.sum([np.asarray(r["confusion_matrix"]) for r in members], axis=0)
-
-
-def method_name(row: dict[str, Any]) -> str:
-    """``extractor + classifier``, with the aligner between them when there is one."""
-    aligner = row.get("aligner", "none")
-    middle = [] if aligner == "none" else [aligner]
-    return " + ".join([row["extractor"], *middle, row["classifier"]])
-
-
-def _cell(text: Any) -> str:
-    """Text safe inside a markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _machine_lines(prov: dict[str, Any]) -> list[str]:
@@ -103,7 +94,7 @@ def runtime_lines(prov: dict[str, Any], *, code: bool = False) -> list[str]:
         runtime = (config or {}).get("runtime")
         if runtime:
             machine = machines.get(name) or prov.get("machine")
-            shown = f"`{_cell(name)}`" if code else name
+            shown = f"`{escape_cell(name)}`" if code else name
             lines.append(f"{shown} ran in {describe_runtime(runtime, machine)}")
     return lines
 
@@ -113,8 +104,6 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
     prov = result.provenance
     data, protocol = prov["dataset"], prov["protocol"]
     summary = result.summary()
-    spread = any(r["n_splits"] > 1 for r in summary)
-    aligned = any(r["aligner"] != "none" for r in summary)
     lines = [
         f"# featkit {prov.get('job', 'evaluate')}: {data['name']}",
         "",
@@ -123,38 +112,11 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         f"featkit {prov.get('featkit', '?')}, seed {prov.get('seed', 0)}.",
         *_machine_lines(prov),
         "",
-        "| rank | extractor | "
-        + ("aligner | " if aligned else "")
-        + "classifier | accuracy"
-        + (" | ± std | splits" if spread else "")
-        + " | balanced acc. | macro-F1 | dim | extract (s) | fit (s) |",
-        "|---:|---|"
-        + ("---|" if aligned else "")
-        + "---|---:|"
-        + ("---:|---:|" if spread else "")
-        + "---:|---:|---:|---:|---:|",
+        ranking_table(summary, markdown=True),
     ]
-    for i, r in enumerate(summary, start=1):
-        extra = f" {r['accuracy_std']:.4f} | {r['n_splits']} |" if spread else ""
-        align_cell = f"{_cell(r['aligner'])} | " if aligned else ""
-        lines.append(
-            f"| {i} | {_cell(r['extractor'])} | {align_cell}{_cell(r['classifier'])} | "
-            f"{r['accuracy']:.4f} |{extra} "
-            f"{r['balanced_accuracy']:.4f} | {r['macro_f1']:.4f} | {r['dim']} | "
-            f"{r['extract_s']:.2f} | {r['fit_s']:.2f} |"
-        )
-    matrix = result.pair_matrix()
-    if matrix is not None:
-        shifts, table = matrix
-        lines += [
-            "",
-            "## Accuracy per domain shift",
-            "",
-            "| method | " + " | ".join(_cell(x) for x in shifts) + " | average |",
-            "|---|" + "---:|" * (len(shifts) + 1),
-        ]
-        for method, values in table:
-            lines.append(f"| {_cell(method)} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    pairs = pair_table(result, markdown=True)
+    if pairs is not None:
+        lines += ["", "## Accuracy (%) per domain shift", "", pairs]
     if "accuracy" in charts:
         lines += [
             "",
@@ -166,7 +128,7 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         best = summary[0]
         lines += [
             "",
-            f"## Confusion matrix of the best pair: {method_name(best)}",
+            f"## Confusion matrix of the best pair: {best.method}",
             "",
             f"![confusion matrix]({charts['confusion']})",
         ]
@@ -185,7 +147,7 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
         view = next(iter(result.views.values()))
         lines += [
             "",
-            f"## Source and target in 2-D: {_cell(view.get('shift', ''))}",
+            f"## Source and target in 2-D: {escape_cell(view.get('shift', ''))}",
             "",
             f"The features of one shift projected to 2-D ({view['method']}), before alignment "
             "and after each aligner, coloured by domain: aligned domains overlap.",
@@ -210,7 +172,7 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
                 continue
             seen.add(key)
             values = ", ".join(f"{k}={v:.3g}" for k, v in r["chosen"].items())
-            lines.append(f"- {method_name(r)}: {values}")
+            lines.append(f"- {r.method}: {values}")
     if result.skipped:
         lines += ["", "## Skipped", ""]
         lines += [f"- `{name}`: {why}" for name, why in result.skipped.items()]
