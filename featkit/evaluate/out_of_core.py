@@ -52,18 +52,17 @@ def knn_scores(
         n_neighbors=n_neighbors, metric=index.metric, weights=weights, temperature=temperature
     )
     knn.fit_index(index)
-    scores = _score(knn, _as_test(test), index.class_names)
-    scores.update(
-        {
-            "n_train": index.ntotal,
-            "n_neighbors": knn.n_neighbors_,
-            "weights": weights,
-            "factory": index.factory,
-            "metric": index.metric,
-            "seconds": round(time.perf_counter() - started, 4),
-        }
+    return _score(
+        knn,
+        _as_test(test),
+        index.class_names,
+        started,
+        n_train=index.ntotal,
+        n_neighbors=knn.n_neighbors_,
+        weights=weights,
+        factory=index.factory,
+        metric=index.metric,
     )
-    return scores
 
 
 def probe_scores(
@@ -92,25 +91,29 @@ def probe_scores(
         device=device,
         random_state=random_state,
     ).fit_store(store)
-    scores = _score(probe, _as_test(test), store.class_names)
-    scores.update(
-        {
-            "n_train": len(store),
-            "C": C,
-            "epochs": epochs,
-            "objective": probe.loss_,
-            "device": probe.device_,
-            "seconds": round(time.perf_counter() - started, 4),
-        }
+    return _score(
+        probe,
+        _as_test(test),
+        store.class_names,
+        started,
+        n_train=len(store),
+        C=C,
+        epochs=epochs,
+        objective=probe.loss_,
+        device=probe.device_,
     )
-    return scores
 
 
 def _score(
-    classifier: Any, test: ShardStore | FeatureSet, train_names: list[str] | None
+    classifier: Any,
+    test: ShardStore | FeatureSet,
+    train_names: list[str] | None,
+    started: float,
+    **details: Any,
 ) -> dict[str, Any]:
     """classification_scores of ``classifier`` on ``test``, streamed, labels by name
-    (training labels named by their numbers when the training set has no names)."""
+    (training labels named by their numbers when the training set has no names), with
+    ``details`` of the classifier and the seconds since ``started``."""
     if not train_names:
         train_names = [str(c) for c in range(int(classifier.classes_.max()) + 1)]
     remap = _class_map(test.class_names or train_names, train_names)
@@ -125,7 +128,7 @@ def _score(
     y_pred, y_true = np.concatenate(predicted), np.concatenate(truth)
     scores = classification_scores(y_true, y_pred, train_names)
     scores["n_test"] = len(y_true)
-    return scores
+    return {**scores, **details, "seconds": round(time.perf_counter() - started, 4)}
 
 
 def _as_index(
