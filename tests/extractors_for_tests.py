@@ -65,3 +65,23 @@ class BrokenOnEveryImage(PixelsExtractor):
 
     def _transform(self, images: list[np.ndarray]) -> np.ndarray:
         raise RuntimeError("out of memory")
+
+
+class SlowToRead(PixelsExtractor):
+    """Pixels of images that take ``read_s`` seconds each to read (a 12 MP photo's decode),
+    and the id of the process that read each one as a last feature."""
+
+    def __init__(self, read_s: float = 0.15, size: int = 4, color: str = "gray") -> None:
+        super().__init__(size=size, color=color)
+        self.read_s = read_s
+
+    def prepare(self, image):
+        time.sleep(self.read_s)
+        return super().prepare(image)
+
+    def _feature_dim(self) -> int:
+        return super()._feature_dim() + 1
+
+    def _transform(self, images: list[np.ndarray]) -> np.ndarray:
+        rows = super()._transform(images)
+        return np.column_stack([rows, np.full(len(rows), os.getpid(), np.float32)])

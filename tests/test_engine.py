@@ -16,7 +16,13 @@ import pytest
 
 import featkit
 from featkit.cache import LAYOUT
-from tests.extractors_for_tests import AlwaysFails, FailsOnBrightImages, ThreadProbe
+from featkit.engine.runners import CHUNKS_PER_CORE, cut_by_cost
+from tests.extractors_for_tests import (
+    AlwaysFails,
+    FailsOnBrightImages,
+    SlowToRead,
+    ThreadProbe,
+)
 
 
 def _corrupt_three(folder: Path) -> dict[str, str]:
@@ -287,6 +293,29 @@ def test_auto_mode_stays_in_process_for_a_quick_job(digit_folder):
     assert fs.provenance["engine"]["n_workers"] == 1  # 200 tiny images: not worth 2 s of start-up
 
 
+def test_auto_mode_uses_every_core_for_one_chunk_of_slow_images(digit_images):
+    """40 images in one chunk of 64 that take 0.15 s each to read (12 MP photos): the job is
+    cut by its measured cost, so both cores work (the second one idled before)."""
+    images = list(digit_images[0][:40])
+    fs = featkit.extract(SlowToRead(0.15), images, progress=False)  # batch_size=64
+    assert fs.provenance["engine"]["n_workers"] == 2
+    readers = set(fs.X[:, -1].astype(int).tolist())
+    assert len(readers - {os.getpid()}) >= 2  # two worker processes read images
+    alone = featkit.extract(SlowToRead(0.0), images, n_jobs=1, progress=False)
+    np.testing.assert_array_equal(fs.X[:, :-1], alone.X[:, :-1])  # same rows, same order
+
+
+def test_cut_by_cost_keeps_the_images_and_their_order():
+    chunks = [list(range(64)), list(range(64, 100))]
+    cut = cut_by_cost(chunks, n_workers=2, seconds_per_image=0.1)
+    assert [p for c in cut for p in c] == list(range(100))
+    # 100 images for 2 workers: at least CHUNKS_PER_CORE chunks each, none under 0.2 s.
+    assert len(cut) >= 2 * CHUNKS_PER_CORE and all(len(c) >= 2 for c in cut)
+    assert all(len(c) % 8 == 0 for c in cut_by_cost(chunks, 2, 0.1, multiple=8)[:-1])
+    # Cheap images: chunks of 0.2 s would be larger than the ones asked for; kept as they are.
+    assert cut_by_cost(chunks, n_workers=2, seconds_per_image=1e-4) == chunks
+
+
 def test_pil_images_with_different_palettes_are_not_confused(tmp_path):
     from PIL import Image
 
@@ -454,4 +483,11 @@ def test_batched_extractor_gets_data_workers_only_when_reading_is_costly(read_s,
     engine = fs.provenance["engine"]
     assert engine["runner"] == "dataloader"
     assert (engine["n_workers"] > 0) is workers, engine
+    np.testing.assert_array_equal(fs.X[:, 0], np.arange(24, dtype=np.float32))
+
+
+def test_a_batched_job_of_one_chunk_gets_data_workers_when_reading_is_slow():
+    images = [np.full((4, 4), i, np.uint8) for i in range(24)]
+    fs = featkit.extract(_SlowReader(0.05, 0.0005), images)  # one chunk of 64
+    assert fs.provenance["engine"]["n_workers"] > 0
     np.testing.assert_array_equal(fs.X[:, 0], np.arange(24, dtype=np.float32))

@@ -75,8 +75,10 @@ def extract(
     data : Dataset, str or sequence
         A Dataset, a spec for :func:`featkit.load_dataset`, or a sequence of images.
     n_jobs : int, optional
-        joblib workers (-1: all cores). None (default) uses all cores when the job is long
-        enough to repay starting them (judged by timing the first chunk), else this process.
+        joblib workers (-1: all cores). None (default) times the first few images, then uses
+        all cores when the rest is long enough to repay starting them, else this process;
+        it cuts a job of slow images into smaller chunks, so that even a job of one chunk
+        keeps every core busy.
         For a batched extractor (``cnn``), the number of DataLoader workers that read and
         resize images while this process runs the model (at most 16); None decides from
         the first chunk (see docs/extraction.md).
@@ -121,7 +123,10 @@ def extract(
             stats["cached_images"] = hits.n_cached
             bar.update(n - len(pending))
         chunks = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-        n_workers = max(1, min(effective_n_jobs(-1 if n_jobs is None else n_jobs), len(chunks)))
+        # Asked for k workers, a job uses at most one a chunk; left to decide (None), the
+        # runner may cut a job of slow images into more chunks, one core each at least.
+        most = len(pending) if n_jobs is None else len(chunks)
+        n_workers = max(1, min(effective_n_jobs(-1 if n_jobs is None else n_jobs), most))
         engine = {"n_jobs": n_jobs, "n_workers": n_workers, "backend": backend}
         if chunks:
             logger.info(

@@ -39,6 +39,13 @@ AUTO_PARALLEL_MIN_SECONDS = 3.0
 #: With n_jobs=None, a batched extractor gets data workers only when reading and resizing
 #: cost at least this fraction of its model's time (measured on the first chunk).
 LOADER_MIN_READ_SHARE = 0.1
+#: With n_jobs=None, the images timed first (at most) to decide how to run the rest.
+PROBE_IMAGES = 8
+#: With n_jobs=None, a job is cut into at least this many chunks per core, so that a job of
+#: slow images (12 MP photos) uses every core even when it is a single chunk ...
+CHUNKS_PER_CORE = 4
+#: ... but never into chunks of less work than this, so that sending one costs little.
+MIN_CHUNK_SECONDS = 0.2
 #: At most this many DataLoader workers (n_jobs=-1 on a large machine would start one per
 #: core, each holding prefetched chunks in shared memory).
 MAX_LOADER_WORKERS = 16
@@ -75,14 +82,19 @@ def run_local(
 
     todo = chunks
     if auto and n_workers > 1:
-        # Probe with the first chunk here: starting workers (about 2 s with imports) only
-        # pays when the rest of the job would take longer than that on one core.
+        # Time a few images here: starting workers (about 2 s with imports) only pays when
+        # the rest of the job would take longer than that on one core. The rest is then cut
+        # by its measured cost, not by the number of chunks asked for.
+        probe, todo = _split_first(chunks, PROBE_IMAGES)
         started = time.perf_counter()
-        first = here(chunks[0])
-        estimate = (time.perf_counter() - started) * (len(chunks) - 1)
-        todo = chunks[1:]
-        if estimate < AUTO_PARALLEL_MIN_SECONDS:
+        first = here(probe)
+        per_image = (time.perf_counter() - started) / len(probe)
+        remaining = sum(len(c) for c in todo)
+        if per_image * remaining < AUTO_PARALLEL_MIN_SECONDS:
             n_workers = 1
+        else:
+            todo = cut_by_cost(todo, n_workers, per_image)
+            n_workers = min(n_workers, len(todo))
         yield first, {"n_workers": n_workers}
     how = {"n_workers": n_workers}
     if n_workers == 1:
@@ -106,8 +118,10 @@ def run_loader(
 ) -> Iterator[tuple[ChunkResult, dict[str, Any]]]:
     """Batched extractors: DataLoader workers read and resize, this process runs the model.
 
-    Data workers get one thread each. With n_jobs=None the first chunk runs here, timing
-    reading against the model and counting the cores the model keeps busy. Workers start
+    Data workers get one thread each. With n_jobs=None the first images (whole forward
+    passes, about :data:`PROBE_IMAGES`) run here, timing reading against the model and
+    counting the cores the model keeps busy; the rest is then cut by its reading cost
+    (:func:`cut_by_cost`), so a short job of slow images still gets workers. Workers start
     when reading costs at least a tenth of the model's time and there are idle cores for
     them (a GPU model leaves them idle), as many as keep the model fed; a model that
     saturates the CPU reads here (workers would only contend with it for the same cores),
@@ -121,17 +135,20 @@ def run_loader(
     # Each worker holds two prepared chunks (about 10 MB each at 224 px) in shared memory.
     n_workers = min(n_workers, MAX_LOADER_WORKERS)
     how: dict[str, Any] = {"runner": "dataloader", "torch_threads": torch.get_num_threads()}
-    if auto:
+    if auto and chunks:
+        # Time a few images (whole forward passes) here, then decide on the rest.
+        multiple = _forward_batch(extractor)
+        probe, chunks = _split_first(chunks, multiple * math.ceil(PROBE_IMAGES / multiple))
+        result, read_s, model_s, busy = _probe_chunk(extractor, dataset, probe)
+        share = read_s / model_s
+        idle = effective_n_jobs(-1) - busy
         n_workers = 0
-        if len(chunks) > 1:
-            chunk, share, busy = _probe_chunk(extractor, dataset, chunks[0])
-            chunks = chunks[1:]
-            idle = effective_n_jobs(-1) - busy
-            if share >= LOADER_MIN_READ_SHARE and (idle >= 1 or share >= 1):
-                wanted = math.ceil(1.25 * share)
-                n_workers = max(1, min(wanted, len(chunks), math.floor(max(idle, 1))))
-            how.update(read_share=round(share, 3), model_busy_cores=round(busy, 2))
-            yield chunk, {**how, "n_workers": n_workers}
+        if chunks and share >= LOADER_MIN_READ_SHARE and (idle >= 1 or share >= 1):
+            wanted = min(math.ceil(1.25 * share), math.floor(max(idle, 1)), MAX_LOADER_WORKERS)
+            chunks = cut_by_cost(chunks, wanted, read_s / len(probe), multiple)
+            n_workers = max(1, min(wanted, len(chunks)))
+        how.update(read_share=round(share, 3), model_busy_cores=round(busy, 2))
+        yield result, {**how, "n_workers": n_workers}
     how["n_workers"] = n_workers
     if not chunks:
         return
@@ -155,9 +172,9 @@ def run_loader(
 
 def _probe_chunk(
     extractor: Extractor, dataset: Dataset, chunk: list[int]
-) -> tuple[ChunkResult, float, float]:
-    """Run one chunk here; return it, the time reading took relative to the model's, and
-    the number of cores the model kept busy (CPU time over wall time)."""
+) -> tuple[ChunkResult, float, float, float]:
+    """Run one chunk here; return it, the seconds reading took, the seconds the model took,
+    and the number of cores the model kept busy (CPU time over wall time)."""
     items = _take(dataset.items, chunk)
     with contextlib.suppress(Exception):  # load what reading and the model need, untimed
         extractor.transform_prepared([extractor.prepare(items[0])])
@@ -167,7 +184,14 @@ def _probe_chunk(
     started, cpu = time.perf_counter(), time.process_time()
     result = describe_chunk(extractor, chunk, prepared, ok, unreadable)
     model = max(time.perf_counter() - started, 1e-9)
-    return result, read / model, (time.process_time() - cpu) / model
+    return result, read, model, (time.process_time() - cpu) / model
+
+
+def _forward_batch(extractor: Extractor) -> int:
+    """Images per forward pass of a batched extractor's model (``cnn`` pads every pass to
+    it, so chunks are cut at its multiples), or 1."""
+    resolved = getattr(extractor, "resolved_batch_size", None)
+    return int(resolved()) if callable(resolved) else 1
 
 
 class _ChunkReader:
@@ -203,6 +227,32 @@ def _opencv_pool_off() -> Iterator[None]:
         yield
     finally:
         cv2.setNumThreads(previous)
+
+
+def _split_first(chunks: list[list[int]], n: int) -> tuple[list[int], list[list[int]]]:
+    """The first ``n`` images of the first chunk, and the chunks of the others."""
+    first, rest = chunks[0][:n], chunks[0][n:]
+    return first, ([rest] if rest else []) + chunks[1:]
+
+
+def cut_by_cost(
+    chunks: list[list[int]], n_workers: int, seconds_per_image: float, multiple: int = 1
+) -> list[list[int]]:
+    """The same images in chunks small enough that each of ``n_workers`` gets several
+    (:data:`CHUNKS_PER_CORE`), each still worth :data:`MIN_CHUNK_SECONDS` of work and a
+    multiple of ``multiple`` images (a model's forward batch); chunks already that small
+    are kept as they are."""
+    images = [p for c in chunks for p in c]
+    if not images:
+        return chunks
+    size = max(
+        math.ceil(MIN_CHUNK_SECONDS / max(seconds_per_image, 1e-9)),
+        math.ceil(len(images) / (CHUNKS_PER_CORE * n_workers)),
+    )
+    size = multiple * math.ceil(size / multiple)
+    if size >= max(len(c) for c in chunks):
+        return chunks
+    return [images[i : i + size] for i in range(0, len(images), size)]
 
 
 def _take(items: Sequence[Any] | np.ndarray, positions: list[int]) -> Sequence[Any]:
