@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 from featkit.cli._common import echo_err, echo_scores, named_params, parse_params, split_list
-from featkit.cli._options import cache_dir_option, report_flags, report_options, view_option
+from featkit.cli._options import (
+    cache_dir_option,
+    path_option,
+    report_flags,
+    report_options,
+    view_option,
+)
 from featkit.exceptions import InvalidParameterError
 
 
@@ -122,14 +128,7 @@ def compare_command(
     default=None,
     help="Shifts to run, e.g. photo:sketch,sketch:photo (default: every ordered pair).",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("adapt-report"),
-    show_default=True,
-    help="Report folder.",
-)
+@path_option("-o", "--out", default=Path("adapt-report"), show_default=True, help="Report folder.")
 @cache_dir_option
 @click.option("--device", default=None, help="Device of a deep extractor: auto, cpu, cuda.")
 @click.option("-j", "--n-jobs", type=int, default=None, help="Extraction workers.")
@@ -201,13 +200,12 @@ def adapt_command(
 
 
 @click.command("evaluate")
-@click.option(
+@path_option(
     "-f",
     "--features",
     "feature_dirs",
     multiple=True,
     required=True,
-    type=click.Path(path_type=Path),
     help="A FeatureSet folder from `featkit extract` (repeat to compare several).",
 )
 @report_options
@@ -268,19 +266,17 @@ def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
 
 
 @click.command("probe")
-@click.option(
+@path_option(
     "-f",
     "--features",
     "train",
     required=True,
-    type=click.Path(path_type=Path),
     help="Labelled training features: a feature store (from `featkit extract --store`).",
 )
-@click.option(
+@path_option(
     "-t",
     "--test",
     required=True,
-    type=click.Path(path_type=Path),
     help="Labelled test features: a feature store or a FeatureSet folder.",
 )
 @click.option("-C", "C", default=1.0, show_default=True, help="Inverse l2 strength (sklearn's C).")
