@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from featkit.cli._common import echo_err, echo_scores, named_params, parse_params, split_list
+from featkit.cli._common import (
+    echo_err,
+    echo_scores,
+    extraction_kwargs,
+    named_params,
+    parse_params,
+    scoring_kwargs,
+    split_list,
+)
 from featkit.cli._options import (
     cache_dir_option,
     path_option,
@@ -67,7 +75,6 @@ def compare_command(
     from featkit.data import load_dataset
     from featkit.evaluate.compare import compare, resolve_extractors
 
-    say = None if quiet else echo_err
     dataset = load_dataset(data)
     names = split_list(extractors)
     chosen: Any = names
@@ -79,16 +86,10 @@ def compare_command(
     result = compare(
         dataset,
         extractors=chosen,
-        classifiers=split_list(classifiers) or [],
         protocol=protocol,
         test_size=test_size,
-        seed=seed,
-        n_jobs=n_jobs,
-        device=device,
-        cache_dir=cache_dir,
-        progress=False if quiet else None,
-        view=None if view == "none" else view,
-        log=say,
+        **scoring_kwargs(classifiers, seed, view, quiet),
+        **extraction_kwargs(n_jobs, device, cache_dir, quiet),
     )
     _finish(result, out or Path("compare-report"), no_plots, as_json)
 
@@ -165,7 +166,6 @@ def adapt_command(
         raise click.UsageError("give --data (a data set with domains) or --source and --target")
     if data is not None and (source is not None or target is not None):
         raise click.UsageError("give either --data or --source and --target, not both")
-    say = None if quiet else echo_err
     names = split_list(align) or []
     per_aligner = named_params(align_params, flag="-A", example="sa.n_components=40")
     unknown = set(per_aligner) - set(names)
@@ -186,15 +186,9 @@ def adapt_command(
         target=target,
         extractor=create_extractor(extractor, **parse_params(params)),
         aligners=aligners,
-        classifiers=split_list(classifiers) or [],
         pairs=shifts,
-        seed=seed,
-        n_jobs=n_jobs,
-        device=device,
-        cache_dir=cache_dir,
-        progress=False if quiet else None,
-        view=None if view == "none" else view,
-        log=say,
+        **scoring_kwargs(classifiers, seed, view, quiet),
+        **extraction_kwargs(n_jobs, device, cache_dir, quiet),
     )
     _finish(result, out, no_plots, as_json)
 
@@ -232,12 +226,9 @@ def evaluate_command(
         sets[name if name not in sets else str(directory)] = fs
     result = evaluate_features(
         sets,
-        classifiers=split_list(classifiers) or [],
         protocol=protocol,
         test_size=test_size,
-        seed=seed,
-        view=None if view == "none" else view,
-        log=None if quiet else echo_err,
+        **scoring_kwargs(classifiers, seed, view, quiet),
     )
     _finish(result, out or Path("evaluate-report"), no_plots, as_json)
 
