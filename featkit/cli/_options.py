@@ -29,6 +29,12 @@ def path_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, type=click.Path(path_type=Path), **kwargs)
 
 
+def features_option(help: str, *dest: str, **kwargs: Any) -> Callable[[F], F]:
+    """``-f/--features``, required: the saved features a command reads, described by ``help``;
+    ``dest`` names the parameter when it is not ``features``."""
+    return path_option("-f", "--features", *dest, required=True, help=help, **kwargs)
+
+
 def view_option(description: str) -> Callable[[F], F]:
     """``--view pca|tsne|none``: the 2-D projection in a report, with its ``description``."""
     return click.option(

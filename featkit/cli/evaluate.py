@@ -21,6 +21,7 @@ from featkit.cli._common import (
 )
 from featkit.cli._options import (
     cache_dir_option,
+    features_option,
     path_option,
     report_flags,
     report_options,
@@ -194,13 +195,10 @@ def adapt_command(
 
 
 @click.command("evaluate")
-@path_option(
-    "-f",
-    "--features",
+@features_option(
+    "A FeatureSet folder from `featkit extract` (repeat to compare several).",
     "feature_dirs",
     multiple=True,
-    required=True,
-    help="A FeatureSet folder from `featkit extract` (repeat to compare several).",
 )
 @report_options
 def evaluate_command(
@@ -257,12 +255,8 @@ def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
 
 
 @click.command("probe")
-@path_option(
-    "-f",
-    "--features",
-    "train",
-    required=True,
-    help="Labelled training features: a feature store (from `featkit extract --store`).",
+@features_option(
+    "Labelled training features: a feature store (from `featkit extract --store`).", "train"
 )
 @path_option(
     "-t",

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from featkit.cli._common import echo_scores
-from featkit.cli._options import index_path_option, path_option, search_options
+from featkit.cli._options import features_option, index_path_option, path_option, search_options
 
 
 @click.group("index")
@@ -18,12 +18,9 @@ def index_group() -> None:
 
 
 @index_group.command("build")
-@path_option(
-    "-f",
-    "--features",
-    required=True,
-    help="A FeatureSet folder (from `featkit extract`) or .npz, or a feature store folder "
-    "(read shard by shard).",
+@features_option(
+    "A FeatureSet folder (from `featkit extract`) or .npz, or a feature store folder "
+    "(read shard by shard)."
 )
 @click.option(
     "--factory",
@@ -140,12 +137,7 @@ def index_search_command(
 
 @index_group.command("evaluate")
 @index_path_option
-@path_option(
-    "-f",
-    "--features",
-    required=True,
-    help="Labelled test features: a FeatureSet folder or a feature store (streamed).",
-)
+@features_option("Labelled test features: a FeatureSet folder or a feature store (streamed).")
 @click.option("-k", "n_neighbors", default=20, show_default=True, help="Neighbours that vote.")
 @click.option(
     "--weights",
