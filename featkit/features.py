@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from featkit._manifest import read_manifest
 from featkit.exceptions import DatasetError
 
 __all__ = ["FeatureSet"]
@@ -204,12 +205,7 @@ class FeatureSet:
         manifest_path = src / "featureset.json"
         if not manifest_path.is_file():
             raise DatasetError(f"{src} is not a saved FeatureSet: featureset.json is missing")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"cannot read {manifest_path}: {exc}") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise DatasetError(f"{manifest_path} is not a featkit FeatureSet manifest")
+        manifest = read_manifest(manifest_path, FORMAT, "FeatureSet manifest")
         problem = _manifest_problem(manifest)
         if problem:
             raise DatasetError(f"{manifest_path} is damaged: {problem}")

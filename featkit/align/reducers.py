@@ -22,9 +22,15 @@ __all__ = ["FIT_ON", "SharedLDA", "SharedPCA"]
 FIT_ON = ("source", "target", "both")
 
 
-def _rows(fit_on: str, Xs: np.ndarray, Xt: np.ndarray, owner: str) -> np.ndarray:
+def _check_fit_on(fit_on: str, owner: str) -> None:
     if fit_on not in FIT_ON:
         raise InvalidParameterError(f"{owner}: fit_on must be one of {FIT_ON}, got {fit_on!r}")
+
+
+def _rows(fit_on: str, Xs: np.ndarray, Xt: np.ndarray, owner: str) -> np.ndarray:
+    """The source's rows, the target's, or both stacked (source first), as ``fit_on`` says;
+    the same for per-row arrays such as labels."""
+    _check_fit_on(fit_on, owner)
     if fit_on == "source":
         return Xs
     if fit_on == "target":
@@ -94,10 +100,7 @@ class SharedPCA(Aligner):
         name = type(self).__name__
         check_bool(name, "whiten", self.whiten)
         check_moments(name, source, target)
-        if self.fit_on not in FIT_ON:
-            raise InvalidParameterError(
-                f"{name}: fit_on must be one of {FIT_ON}, got {self.fit_on!r}"
-            )
+        _check_fit_on(self.fit_on, name)
         pooled = {"source": source, "target": target}.get(self.fit_on)
         if pooled is None:
             pooled = source.copy().merge(target)
@@ -177,12 +180,7 @@ class SharedLDA(Aligner):
         name = type(self).__name__
         labels_t = np.full(len(Xt), MASKED) if yt is None else np.asarray(yt)
         X = _rows(self.fit_on, Xs, Xt, name)
-        if self.fit_on == "source":
-            y = np.asarray(ys)
-        elif self.fit_on == "target":
-            y = labels_t
-        else:
-            y = np.concatenate([np.asarray(ys), labels_t])
+        y = _rows(self.fit_on, np.asarray(ys), labels_t, name)  # the labels of X's rows
         labelled = y != MASKED
         if len(np.unique(y[labelled])) < 2:
             raise InvalidParameterError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -65,6 +66,31 @@ def named_params(
             )
         out.setdefault(name.strip(), {}).update(parse_params([rest]))
     return out
+
+
+def scoring_kwargs(classifiers: str, seed: int, view: str, quiet: bool) -> dict[str, Any]:
+    """The arguments compare, adapt and evaluate_features take from the options they share:
+    the ``--classifiers`` list, ``--seed``, ``--view`` (``none``: no 2-D projection) and the
+    progress lines on stderr (``log``), which ``-q`` turns off."""
+    return {
+        "classifiers": split_list(classifiers) or [],
+        "seed": seed,
+        "view": None if view == "none" else view,
+        "log": None if quiet else echo_err,
+    }
+
+
+def extraction_kwargs(
+    n_jobs: int | None, device: str | None, cache_dir: Path | None, quiet: bool
+) -> dict[str, Any]:
+    """The arguments compare and adapt take from ``-j``, ``--device`` and ``--cache-dir``,
+    and ``progress``: False under ``-q`` (no progress bars), else None (the default)."""
+    return {
+        "n_jobs": n_jobs,
+        "device": device,
+        "cache_dir": cache_dir,
+        "progress": False if quiet else None,
+    }
 
 
 def echo_scores(scores: dict[str, Any], as_json: bool, heading: str) -> None:

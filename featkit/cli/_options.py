@@ -24,6 +24,17 @@ def stack(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+def path_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """``click.option(*decls, **kwargs)`` whose value is a file or folder, as a ``Path``."""
+    return click.option(*decls, type=click.Path(path_type=Path), **kwargs)
+
+
+def features_option(help: str, *dest: str, **kwargs: Any) -> Callable[[F], F]:
+    """``-f/--features``, required: the saved features a command reads, described by ``help``;
+    ``dest`` names the parameter when it is not ``features``."""
+    return path_option("-f", "--features", *dest, required=True, help=help, **kwargs)
+
+
 def view_option(description: str) -> Callable[[F], F]:
     """``--view pca|tsne|none``: the 2-D projection in a report, with its ``description``."""
     return click.option(
@@ -36,11 +47,8 @@ def view_option(description: str) -> Callable[[F], F]:
 
 
 #: ``--cache-dir`` of compare and adapt.
-cache_dir_option = click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Feature and score cache: a re-run skips what it has done.",
+cache_dir_option = path_option(
+    "--cache-dir", default=None, help="Feature and score cache: a re-run skips what it has done."
 )
 
 #: ``--no-plots``, ``--json`` and ``-q`` of the commands that write a report folder.
@@ -59,10 +67,9 @@ report_options = stack(
         help="Comma-separated presets: knn, svm, rbf-svm, logreg, probe.",
     ),
     click.option("--protocol", default="holdout", show_default=True, help=_PROTOCOL_HELP),
-    click.option(
+    path_option(
         "-o",
         "--out",
-        type=click.Path(path_type=Path),
         default=None,
         help="Report folder [default: compare-report or evaluate-report].",
     ),
@@ -71,6 +78,9 @@ report_options = stack(
     view_option("2-D projection of the features in the report."),
     report_flags,
 )
+
+#: ``-i/--index`` of index search and index evaluate: the index file to load.
+index_path_option = path_option("-i", "--index", "index_path", required=True)
 
 #: ``--nprobe``, ``--ef-search`` and ``--device`` of the index commands.
 search_options = stack(

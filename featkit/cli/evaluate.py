@@ -10,8 +10,23 @@ from typing import Any
 
 import click
 
-from featkit.cli._common import echo_err, echo_scores, named_params, parse_params, split_list
-from featkit.cli._options import cache_dir_option, report_flags, report_options, view_option
+from featkit.cli._common import (
+    echo_err,
+    echo_scores,
+    extraction_kwargs,
+    named_params,
+    parse_params,
+    scoring_kwargs,
+    split_list,
+)
+from featkit.cli._options import (
+    cache_dir_option,
+    features_option,
+    path_option,
+    report_flags,
+    report_options,
+    view_option,
+)
 from featkit.exceptions import InvalidParameterError
 
 
@@ -61,7 +76,6 @@ def compare_command(
     from featkit.data import load_dataset
     from featkit.evaluate.compare import compare, resolve_extractors
 
-    say = None if quiet else echo_err
     dataset = load_dataset(data)
     names = split_list(extractors)
     chosen: Any = names
@@ -73,16 +87,10 @@ def compare_command(
     result = compare(
         dataset,
         extractors=chosen,
-        classifiers=split_list(classifiers) or [],
         protocol=protocol,
         test_size=test_size,
-        seed=seed,
-        n_jobs=n_jobs,
-        device=device,
-        cache_dir=cache_dir,
-        progress=False if quiet else None,
-        view=None if view == "none" else view,
-        log=say,
+        **scoring_kwargs(classifiers, seed, view, quiet),
+        **extraction_kwargs(n_jobs, device, cache_dir, quiet),
     )
     _finish(result, out or Path("compare-report"), no_plots, as_json)
 
@@ -122,14 +130,7 @@ def compare_command(
     default=None,
     help="Shifts to run, e.g. photo:sketch,sketch:photo (default: every ordered pair).",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("adapt-report"),
-    show_default=True,
-    help="Report folder.",
-)
+@path_option("-o", "--out", default=Path("adapt-report"), show_default=True, help="Report folder.")
 @cache_dir_option
 @click.option("--device", default=None, help="Device of a deep extractor: auto, cpu, cuda.")
 @click.option("-j", "--n-jobs", type=int, default=None, help="Extraction workers.")
@@ -166,7 +167,6 @@ def adapt_command(
         raise click.UsageError("give --data (a data set with domains) or --source and --target")
     if data is not None and (source is not None or target is not None):
         raise click.UsageError("give either --data or --source and --target, not both")
-    say = None if quiet else echo_err
     names = split_list(align) or []
     per_aligner = named_params(align_params, flag="-A", example="sa.n_components=40")
     unknown = set(per_aligner) - set(names)
@@ -187,28 +187,18 @@ def adapt_command(
         target=target,
         extractor=create_extractor(extractor, **parse_params(params)),
         aligners=aligners,
-        classifiers=split_list(classifiers) or [],
         pairs=shifts,
-        seed=seed,
-        n_jobs=n_jobs,
-        device=device,
-        cache_dir=cache_dir,
-        progress=False if quiet else None,
-        view=None if view == "none" else view,
-        log=say,
+        **scoring_kwargs(classifiers, seed, view, quiet),
+        **extraction_kwargs(n_jobs, device, cache_dir, quiet),
     )
     _finish(result, out, no_plots, as_json)
 
 
 @click.command("evaluate")
-@click.option(
-    "-f",
-    "--features",
+@features_option(
+    "A FeatureSet folder from `featkit extract` (repeat to compare several).",
     "feature_dirs",
     multiple=True,
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A FeatureSet folder from `featkit extract` (repeat to compare several).",
 )
 @report_options
 def evaluate_command(
@@ -234,12 +224,9 @@ def evaluate_command(
         sets[name if name not in sets else str(directory)] = fs
     result = evaluate_features(
         sets,
-        classifiers=split_list(classifiers) or [],
         protocol=protocol,
         test_size=test_size,
-        seed=seed,
-        view=None if view == "none" else view,
-        log=None if quiet else echo_err,
+        **scoring_kwargs(classifiers, seed, view, quiet),
     )
     _finish(result, out or Path("evaluate-report"), no_plots, as_json)
 
@@ -268,19 +255,13 @@ def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
 
 
 @click.command("probe")
-@click.option(
-    "-f",
-    "--features",
-    "train",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Labelled training features: a feature store (from `featkit extract --store`).",
+@features_option(
+    "Labelled training features: a feature store (from `featkit extract --store`).", "train"
 )
-@click.option(
+@path_option(
     "-t",
     "--test",
     required=True,
-    type=click.Path(path_type=Path),
     help="Labelled test features: a feature store or a FeatureSet folder.",
 )
 @click.option("-C", "C", default=1.0, show_default=True, help="Inverse l2 strength (sklearn's C).")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from featkit.cli._common import EXIT_FAILED_IMAGES, parse_params
+from featkit.cli._options import path_option
 from featkit.exceptions import InvalidParameterError
 
 
@@ -20,14 +21,14 @@ from featkit.exceptions import InvalidParameterError
     "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter."
 )
 @click.option("-d", "--data", "data", required=True, help="Folder, .csv, .npz or built-in name.")
-@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path))
+@path_option("-o", "--out", "out", required=True)
 @click.option("--domain", multiple=True, help="Keep only this domain (repeatable).")
 @click.option("--split", default=None, help="Keep only this split (train, test ...).")
 @click.option(
     "-j", "--n-jobs", type=int, default=None, help="Workers (-1: all cores; default: auto)."
 )
 @click.option("--batch-size", default=64, show_default=True, help="Images per chunk.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache.")
+@path_option("--cache-dir", default=None, help="Feature cache.")
 @click.option(
     "--backend", default=None, help="joblib backend (default: loky), or dask for a Dask cluster."
 )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from featkit.cli._options import path_option
+
 
 @click.command("list")
 @click.argument("pattern", required=False)
@@ -72,13 +74,8 @@ def describe_command(name: str, as_json: bool) -> None:
 @click.command("new-plugin")
 @click.argument("name")
 @click.option("--local", is_flag=True, help="A local descriptor (encoded by BoVW, VLAD ...).")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder to write featkit-NAME/ into.",
+@path_option(
+    "-o", "--out", default=Path("."), show_default=True, help="Folder to write featkit-NAME/ into."
 )
 def new_plugin_command(name: str, local: bool, out: Path) -> None:
     """Write featkit-NAME/, a ready-to-install extractor plugin package: pyproject with the

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from featkit.cli._common import echo_scores
-from featkit.cli._options import search_options
+from featkit.cli._options import features_option, index_path_option, path_option, search_options
 
 
 @click.group("index")
@@ -18,13 +18,9 @@ def index_group() -> None:
 
 
 @index_group.command("build")
-@click.option(
-    "-f",
-    "--features",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A FeatureSet folder (from `featkit extract`) or .npz, or a feature store folder "
-    "(read shard by shard).",
+@features_option(
+    "A FeatureSet folder (from `featkit extract`) or .npz, or a feature store folder "
+    "(read shard by shard)."
 )
 @click.option(
     "--factory",
@@ -32,13 +28,12 @@ def index_group() -> None:
     show_default=True,
     help="FAISS index factory string: Flat, IVF1024,Flat, HNSW32, IVF256,PQ16 ...",
 )
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Index file.")
+@path_option("-o", "--out", required=True, help="Index file.")
 @click.option("--metric", type=click.Choice(["cosine", "l2"]), default="cosine", show_default=True)
 @search_options
 @click.option("-k", "recall_k", default=10, show_default=True, help="k of the recall@k check.")
-@click.option(
+@path_option(
     "--queries",
-    type=click.Path(path_type=Path),
     default=None,
     help="Held-out query features (FeatureSet or store) for the recall check; "
     "default: 1,000 indexed rows.",
@@ -100,7 +95,7 @@ def index_build_command(
 
 
 @index_group.command("search")
-@click.option("-i", "--index", "index_path", required=True, type=click.Path(path_type=Path))
+@index_path_option
 @click.option(
     "--image",
     "images",
@@ -141,14 +136,8 @@ def index_search_command(
 
 
 @index_group.command("evaluate")
-@click.option("-i", "--index", "index_path", required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-f",
-    "--features",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Labelled test features: a FeatureSet folder or a feature store (streamed).",
-)
+@index_path_option
+@features_option("Labelled test features: a FeatureSet folder or a feature store (streamed).")
 @click.option("-k", "n_neighbors", default=20, show_default=True, help="Neighbours that vote.")
 @click.option(
     "--weights",

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -48,6 +48,43 @@ __all__ = ["FeatureIndex"]
 #: Queries searched at a time unless told: also what an index saved before featkit recorded
 #: its batch size is loaded with.
 DEFAULT_BATCH_SIZE = 4096
+
+
+class _SearchKnob:
+    """A FAISS search parameter of :class:`FeatureIndex` (``nprobe``, ``ef_search``).
+
+    Reading it gives the value set on this index, else the one FAISS uses. Setting it
+    checks the value (an int >= 1), sets it in FAISS and keeps it in ``_<name>``, which the
+    index saves and applies again once trained or loaded (``_apply_knobs``). One descriptor
+    instead of a property pair per parameter: the two differ only in their names.
+    """
+
+    def __init__(self, faiss_name: str, doc: str) -> None:
+        self.faiss_name = faiss_name
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.attr = f"_{name}"
+
+    @overload
+    def __get__(self, index: None, owner: type) -> _SearchKnob: ...
+    @overload
+    def __get__(self, index: FeatureIndex, owner: type | None = None) -> int | None: ...
+    def __get__(
+        self, index: FeatureIndex | None, owner: type | None = None
+    ) -> int | _SearchKnob | None:
+        if index is None:  # looked up on the class: the descriptor, with its docstring
+            return self
+        value = getattr(index, self.attr)
+        if value is not None:
+            return value
+        return read_search_parameter(index._index, self.faiss_name, device=index.device)
+
+    def __set__(self, index: FeatureIndex, value: int) -> None:
+        check_int("FeatureIndex", self.name, value, low=1)
+        index._set_knob(self.faiss_name, int(value))
+        setattr(index, self.attr, int(value))
 
 
 class FeatureIndex:
@@ -343,31 +380,12 @@ class FeatureIndex:
         return recall_at_k(found, truth)
 
     # -- knobs ---------------------------------------------------------------------------------
-    @property
-    def nprobe(self) -> int | None:
-        """Inverted lists an IVF index visits per query (more: slower, better recall)."""
-        if self._nprobe is not None:
-            return self._nprobe
-        return read_search_parameter(self._index, "nprobe", device=self.device)
-
-    @nprobe.setter
-    def nprobe(self, value: int) -> None:
-        check_int("FeatureIndex", "nprobe", value, low=1)
-        self._set_knob("nprobe", int(value))
-        self._nprobe = int(value)
-
-    @property
-    def ef_search(self) -> int | None:
-        """Candidate list size of an HNSW search (more: slower, better recall)."""
-        if self._ef_search is not None:
-            return self._ef_search
-        return read_search_parameter(self._index, "efSearch", device=self.device)
-
-    @ef_search.setter
-    def ef_search(self, value: int) -> None:
-        check_int("FeatureIndex", "ef_search", value, low=1)
-        self._set_knob("efSearch", int(value))
-        self._ef_search = int(value)
+    nprobe = _SearchKnob(
+        "nprobe", "Inverted lists an IVF index visits per query (more: slower, better recall)."
+    )
+    ef_search = _SearchKnob(
+        "efSearch", "Candidate list size of an HNSW search (more: slower, better recall)."
+    )
 
     def _set_knob(self, name: str, value: int) -> None:
         set_search_parameter(self._index, name, value, device=self.device, factory=self.factory)

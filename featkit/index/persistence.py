@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from featkit._faiss import import_faiss
+from featkit._manifest import read_manifest
 from featkit._version import __version__
 from featkit.exceptions import DatasetError, FeatkitError, InvalidParameterError
 from featkit.index.factory import faiss_message, to_cpu
@@ -74,12 +75,7 @@ def read_index_files(path: str | os.PathLike) -> tuple[dict[str, Any], Any, Shar
         raise DatasetError(f"no index file at {src}")
     if not sidecar.is_file():
         raise DatasetError(f"{src} has no {sidecar.name} beside it: not a featkit index")
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"cannot read {sidecar}: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DatasetError(f"{sidecar} is not a featkit index description")
+    meta = read_manifest(sidecar, FORMAT, "index description")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise DatasetError(f"{src} was written by a newer featkit; upgrade featkit to read it")
     try:

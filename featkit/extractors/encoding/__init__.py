@@ -27,13 +27,14 @@ An image with no descriptors encodes as zeros (never NaN); ``n_empty_`` counts t
 last ``transform`` and a warning is logged.
 
 Where things are: ``kernels`` (k-means codebook, PCA, VLAD, GMM posteriors, Fisher vector,
-the faiss/BLAS helpers), ``base`` (:class:`LocalEncoder`, the spatial pyramid),
-``sampling`` (the seeded training subsample, described in joblib tasks), one module per
-encoder (``bovw``, ``vlad``, ``fisher``) and ``presets`` (``sift-bovw``, ``dsift-bovw``,
-``dsift-vlad``, ``dsift-fisher``). Everything public is importable from this package.
+the faiss/BLAS helpers), ``base`` (:class:`LocalEncoder`, the k-means vocabulary of
+:class:`CodebookEncoder`, the spatial pyramid), ``sampling`` (the seeded training
+subsample, described in joblib tasks), one module per encoder (``bovw``, ``vlad``,
+``fisher``) and ``presets`` (``sift-bovw``, ``dsift-bovw``, ``dsift-vlad``,
+``dsift-fisher``). Everything public is importable from this package.
 """
 
-from featkit.extractors.encoding.base import LocalEncoder, pyramid_cells
+from featkit.extractors.encoding.base import CodebookEncoder, LocalEncoder, pyramid_cells
 from featkit.extractors.encoding.bovw import BagOfVisualWords
 from featkit.extractors.encoding.fisher import FisherVectorEncoder
 from featkit.extractors.encoding.kernels import (
@@ -54,6 +55,7 @@ from featkit.extractors.encoding.vlad import VLADEncoder
 
 __all__ = [
     "BagOfVisualWords",
+    "CodebookEncoder",
     "DenseSiftBagOfWords",
     "DenseSiftFisher",
     "DenseSiftVLAD",

@@ -1,9 +1,10 @@
 """The base class of the encoders, :class:`LocalEncoder`, and the spatial pyramid.
 
 ``LocalEncoder`` resolves and fits the ``local`` extractor, draws the training sample,
-validates the shared parameters (``local``, ``pyramid``, ``max_descriptors``, ``seed``),
-and encodes an image cell by cell of the pyramid; a subclass supplies the vocabulary and
-the per-cell encoding.
+validates the shared parameters (``local``, ``pyramid``, ``n_iter``, ``max_descriptors``,
+``seed``), and encodes an image cell by cell of the pyramid; a subclass supplies the
+vocabulary and the per-cell encoding. ``CodebookEncoder`` is the vocabulary of bag of words
+and VLAD: a k-means codebook of ``n_words`` words, searched with faiss.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from sklearn.base import clone
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec, _as_image_sequence
-from featkit.extractors.encoding.kernels import _flat_index, _power_l2
+from featkit.extractors.encoding.kernels import _flat_index, _power_l2, kmeans_codebook
 from featkit.extractors.encoding.sampling import _collect_sample
 from featkit.extractors.local import LocalExtractor, LocalFeatures
 from featkit.registry import create_extractor, get_extractor_info
 from featkit.validation import check_int, is_int, is_number
 
-__all__ = ["PUBLIC_MODULE", "LocalEncoder", "pyramid_cells"]
+__all__ = ["PUBLIC_MODULE", "CodebookEncoder", "LocalEncoder", "pyramid_cells"]
 
 #: Where the encoder classes say they live (``__module__``): the package, as before it was
 #: split, so that ``config["class"]`` (part of the feature cache key), pickles and the
@@ -56,9 +57,12 @@ class LocalEncoder(Extractor):
 
     requires_fit = True
     kind = "global"
-    # parameters shared by every encoder; subclasses list them in their own __init__
+    # Parameters shared by every encoder, checked by validate_params. Subclasses still list
+    # them in their own __init__: scikit-learn (get_params, clone) and register_preset read
+    # the parameters and their defaults from the class's own __init__ signature.
     local: Any
     pyramid: Any
+    n_iter: int  # iterations of the vocabulary's learning (k-means, EM)
     max_descriptors: int
     seed: int
 
@@ -68,7 +72,11 @@ class LocalEncoder(Extractor):
         return self.name or type(self).__name__
 
     def validate_params(self) -> None:
+        """Check the shared parameters; a subclass checks its own first, then calls this."""
         label = self._label
+        # n_iter first: each encoder used to check it last, just before calling this, so
+        # the first error among several bad parameters stays the one it was.
+        check_int(label, "n_iter", self.n_iter, 1)
         local = self.local
         if isinstance(local, str):
             try:
@@ -280,14 +288,6 @@ class LocalEncoder(Extractor):
     def _finish(self, blocks: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
-    def _index(self) -> Any:
-        """The faiss index of the codebook, built on first use (never pickled)."""
-        index = self.__dict__.get("_faiss_index")
-        if index is None:
-            index = _flat_index(self.codebook_)
-            self._faiss_index = index
-        return index
-
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("_faiss_index", None)  # faiss indexes are not picklable; rebuilt lazily
@@ -299,6 +299,37 @@ class LocalEncoder(Extractor):
             [b.ravel() / int(s) for b, s in zip(blocks, self.pyramid, strict=True)]
         )
         return _power_l2(vec, 1.0, True)
+
+
+class CodebookEncoder(LocalEncoder):
+    """Base class of the encoders whose vocabulary is a k-means codebook (bag of words, VLAD).
+
+    ``fit`` learns ``codebook_`` (``n_words`` x D) and ``inertia_`` by faiss k-means of the
+    training sample, seeded with ``seed``, in ``n_iter`` iterations; ``_index()`` is the
+    faiss index descriptors are assigned with. A subclass checks ``n_words`` (its own
+    upper bound) and may extend ``_fit_vocabulary`` (it calls this one first).
+    """
+
+    __module__ = PUBLIC_MODULE  # exported from the package, as LocalEncoder
+
+    n_words: int
+
+    def _vocabulary_input_dim(self) -> int:
+        return self.codebook_.shape[1]
+
+    def _fit_vocabulary(self, sample: np.ndarray) -> None:
+        self.codebook_, self.inertia_ = kmeans_codebook(
+            sample, int(self.n_words), n_iter=int(self.n_iter), seed=int(self.seed)
+        )
+        self._faiss_index = None
+
+    def _index(self) -> Any:
+        """The faiss index of the codebook, built on first use (never pickled)."""
+        index = self.__dict__.get("_faiss_index")
+        if index is None:
+            index = _flat_index(self.codebook_)
+            self._faiss_index = index
+        return index
 
 
 def _check_power(label: str, value: Any) -> None:

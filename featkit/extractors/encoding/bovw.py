@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.encoding.base import PUBLIC_MODULE, LocalEncoder
-from featkit.extractors.encoding.kernels import _nearest, _power_l2, kmeans_codebook
+from featkit.extractors.encoding.base import PUBLIC_MODULE, CodebookEncoder
+from featkit.extractors.encoding.kernels import _nearest, _power_l2
 from featkit.extractors.encoding.sampling import _map_chunks
 from featkit.extractors.local import LocalFeatures
 from featkit.registry import register_extractor
@@ -22,7 +22,7 @@ _NORMS = ("l1", "l2", "hellinger", None)
 
 
 @register_extractor("bovw")
-class BagOfVisualWords(LocalEncoder):
+class BagOfVisualWords(CodebookEncoder):
     """Bag of visual words: histogram of codebook words (faiss k-means) of local descriptors.
 
     Hard assignment counts each descriptor in its nearest word. Soft assignment is a
@@ -116,7 +116,6 @@ class BagOfVisualWords(LocalEncoder):
             raise InvalidParameterError(
                 f"{label}: norm must be 'l1', 'l2', 'hellinger' or None, got {self.norm!r}"
             )
-        check_int(label, "n_iter", self.n_iter, 1)
         super().validate_params()
 
     def _cell_dim(self) -> int:
@@ -125,14 +124,8 @@ class BagOfVisualWords(LocalEncoder):
     def _element_names(self) -> list[str]:
         return [f"w{k}" for k in range(int(self.n_words))]
 
-    def _vocabulary_input_dim(self) -> int:
-        return self.codebook_.shape[1]
-
     def _fit_vocabulary(self, sample: np.ndarray) -> None:
-        self.codebook_, self.inertia_ = kmeans_codebook(
-            sample, int(self.n_words), n_iter=int(self.n_iter), seed=int(self.seed)
-        )
-        self._faiss_index = None
+        super()._fit_vocabulary(sample)  # the k-means codebook
         if self.assignment == "soft" and self.soft_sigma is None:
             _, d2 = _nearest(self._index(), sample, 1)
             self.soft_sigma_ = float(math.sqrt(max(float(np.median(d2)), 1e-24) / 2.0))

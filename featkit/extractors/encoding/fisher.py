@@ -88,7 +88,6 @@ class FisherVectorEncoder(LocalEncoder):
         if self.pca_dim is not None:
             check_int(label, "pca_dim", self.pca_dim, 1)
         _check_power(label, self.power)
-        check_int(label, "n_iter", self.n_iter, 1)
         super().validate_params()
 
     def _cell_dim(self) -> int | None:

@@ -7,14 +7,8 @@ from typing import Any
 import numpy as np
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.encoding.base import PUBLIC_MODULE, LocalEncoder, _check_power
-from featkit.extractors.encoding.kernels import (
-    _l2_rows,
-    _nearest,
-    _power_l2,
-    _word_sums,
-    kmeans_codebook,
-)
+from featkit.extractors.encoding.base import PUBLIC_MODULE, CodebookEncoder, _check_power
+from featkit.extractors.encoding.kernels import _l2_rows, _nearest, _power_l2, _word_sums
 from featkit.registry import register_extractor
 from featkit.validation import check_int
 
@@ -22,7 +16,7 @@ __all__ = ["VLADEncoder"]
 
 
 @register_extractor("vlad")
-class VLADEncoder(LocalEncoder):
+class VLADEncoder(CodebookEncoder):
     """VLAD: residuals to the nearest codebook word summed per word (Jegou et al. 2010).
 
     Each word's block is L2-normalised (intra-normalisation, Arandjelovic & Zisserman 2013),
@@ -86,7 +80,6 @@ class VLADEncoder(LocalEncoder):
                 f"{label}: intra_norm must be True or False, got {self.intra_norm!r}"
             )
         _check_power(label, self.power)
-        check_int(label, "n_iter", self.n_iter, 1)
         super().validate_params()
 
     def _cell_dim(self) -> int | None:
@@ -97,15 +90,6 @@ class VLADEncoder(LocalEncoder):
     def _element_names(self) -> list[str]:
         d = self._cell_dim() // int(self.n_words)
         return [f"w{k}_d{j}" for k in range(int(self.n_words)) for j in range(d)]
-
-    def _vocabulary_input_dim(self) -> int:
-        return self.codebook_.shape[1]
-
-    def _fit_vocabulary(self, sample: np.ndarray) -> None:
-        self.codebook_, self.inertia_ = kmeans_codebook(
-            sample, int(self.n_words), n_iter=int(self.n_iter), seed=int(self.seed)
-        )
-        self._faiss_index = None
 
     def _codes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nn = _nearest(self._index(), x, 1)[0][:, 0]
