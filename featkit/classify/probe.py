@@ -29,7 +29,7 @@ Solvers: ``"lbfgs"`` moves the features to the device once and runs scikit-learn
 optimiser (scipy's L-BFGS-B, same settings) on torch's full-batch loss and gradient, so
 the work runs in float32 on the CPU or GPU; ``"sgd"`` streams seeded mini-batches from
 host memory through Adam with a cosine-decayed learning rate and the same l2 term, for
-sets that do not fit on the device.
+sets that do not fit on the device. Both live in :mod:`featkit.classify.probe_solvers`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ gradient is computed once and split into 8 orientation maps; the spatial binning
 descriptor of the grid is then a separable filtering of those maps, evaluated only at the
 grid rows and columns (strided windows multiplied by 4 small kernels, one BLAS call per
 axis). The cost barely grows with the bin size, and several bin sizes (PHOW) share one
-gradient computation.
+gradient computation. Those kernels are in :mod:`featkit.extractors.dsift_kernels`.
 
 Correspondence with OpenCV
 --------------------------

@@ -16,6 +16,8 @@ and bins orientations differently); the algorithm is skimage's, step for step:
 4. every block of ``cells_per_block`` cells, at a stride of one cell, normalised by
    ``block_norm`` with ``eps = 1e-5``; the output is their concatenation in the order
    (block row, block column, cell row, cell column, orientation).
+
+The vectorised kernels that compute it are in :mod:`featkit.extractors.hog_kernels`.
 """
 
 from __future__ import annotations
