@@ -18,6 +18,7 @@ from sklearn.svm import LinearSVC
 
 import featkit
 import featkit.extractors.hog  # registers "hog"
+import featkit.extractors.hog_kernels  # the float32 / float64 slot switch, patched below
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.hog import HogExtractor, hog, hog_feature_dim
 from featkit.io import read_image, resize_image
@@ -163,19 +164,19 @@ def test_angles_rounding_to_180_degrees_vote_nowhere(dtype):
 def test_float64_slot_indices_for_huge_histograms(monkeypatch):
     # Beyond 2**24 histogram slots per chunk (a huge image with tiny cells) slot indices are
     # computed in float64; force that path on a small image.
-    monkeypatch.setattr(featkit.extractors.hog, "_FLOAT32_EXACT", 0)
-    featkit.extractors.hog._slot_base.cache_clear()
+    monkeypatch.setattr(featkit.extractors.hog_kernels, "_FLOAT32_EXACT", 0)
+    featkit.extractors.hog_kernels._slot_base.cache_clear()
     try:
         image = IMAGES["chelsea"][..., 0]
         expected = sk_hog(image, 9, (2, 2), (2, 2), "L2")
         np.testing.assert_allclose(hog(image, 9, (2, 2), (2, 2), "L2"), expected, atol=ATOL)
     finally:
-        featkit.extractors.hog._slot_base.cache_clear()
+        featkit.extractors.hog_kernels._slot_base.cache_clear()
 
 
 def test_slot_indices_stay_exact_past_float32_integers():
     # Slot indices past 2**24 (float32's exact integers) must come out exact.
-    from featkit.extractors.hog import _slot_index
+    from featkit.extractors.hog_kernels import _slot_index
 
     rng = np.random.default_rng(0)
     g_row, g_col = rng.normal(size=(2, 1, 16, 16)).astype(np.float32)

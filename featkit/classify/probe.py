@@ -29,31 +29,29 @@ Solvers: ``"lbfgs"`` moves the features to the device once and runs scikit-learn
 optimiser (scipy's L-BFGS-B, same settings) on torch's full-batch loss and gradient, so
 the work runs in float32 on the CPU or GPU; ``"sgd"`` streams seeded mini-batches from
 host memory through Adam with a cosine-decayed learning rate and the same l2 term, for
-sets that do not fit on the device.
+sets that do not fit on the device. Both live in :mod:`featkit.classify.probe_solvers`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
-from featkit.classify.linear_objective import (
-    export_coefficients,
-    loss_and_gradient,
-    row_loss,
+from featkit.classify.probe_solvers import (
+    SolverSettings,
+    as_tensor,
+    fit_lbfgs,
+    fit_sgd,
+    fit_sgd_store,
 )
 from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
@@ -228,9 +226,15 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         rows = X.shape[0] if self.solver == "lbfgs" else min(X.shape[0], self.batch_size)
         work = rows * X.shape[1] * (1 if n_classes == 2 else n_classes)
+        settings = self._settings()
         with _torch_threads(self.n_jobs, work, device):
-            fitter = self._fit_lbfgs if self.solver == "lbfgs" else self._fit_sgd
-            W, b, n_iter, loss = fitter(X, y_idx, sw, n_classes, device, seed)
+            if self.solver == "lbfgs":
+                previous, name = self._previous_solution(), type(self).__name__
+                W, b, n_iter, loss = fit_lbfgs(
+                    X, y_idx, sw, n_classes, device, settings, previous, name
+                )
+            else:
+                W, b, n_iter, loss = fit_sgd(X, y_idx, sw, n_classes, device, settings, seed)
         return self._set_solution(W, b, n_iter, loss, device)
 
     def _set_solution(
@@ -244,123 +248,25 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.device_ = str(device)
         return self
 
-    def _start(self, X: Any, sw: np.ndarray, n_classes: int, device: Any) -> tuple[Any, ...]:
-        """Logit count, normalised weights, feature mean and l2 strength of the problem."""
-        import torch
+    def _settings(self) -> SolverSettings:
+        """The hyperparameters the solvers read (validated by _check_params)."""
+        return SolverSettings(
+            loss=self.loss,
+            C=self.C,
+            fit_intercept=self.fit_intercept,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+        )
 
-        k = 1 if n_classes == 2 else n_classes
-        total = float(sw.sum(dtype=np.float64))
-        w = torch.from_numpy(sw / total).to(X.device)
-        # Centring the features is a reparametrisation, not a change of problem: the
-        # unpenalised intercept absorbs the mean (b = c - W mu). It decouples the bias from
-        # the weights, which L-BFGS and Adam converge much faster on when the features have
-        # a large common offset (CNN activations are non-negative). Any mu gives the same
-        # optimum, so its rounding does not matter: export uses the same mu.
-        mu = X.T @ w if self.fit_intercept else torch.zeros_like(X[0])
-        # scikit-learn's l2_reg_strength: the penalty of the mean-scaled objective
-        return k, w.to(device), mu.to(device), 1.0 / (float(self.C) * total)
-
-    def _fit_lbfgs(
-        self, X: np.ndarray, y_idx: np.ndarray, sw: np.ndarray, n_classes: int, device: Any, _: int
-    ) -> tuple[np.ndarray, np.ndarray, int, float]:
-        import torch
-        from scipy.optimize import minimize
-
-        Xt = _as_tensor(X).to(device)  # the one copy to the device (none on CPU)
-        yt = torch.from_numpy(y_idx).to(device)
-        k, w, mu, lam = self._start(Xt, sw, n_classes, device)
-        d = X.shape[1]
-
-        def split(theta: np.ndarray) -> tuple[Any, Any]:
-            t = torch.from_numpy(theta).to(device=device, dtype=Xt.dtype)
-            c = t[k * d :] if self.fit_intercept else torch.zeros_like(t[:k])
-            return t[: k * d].view(k, d), c
-
-        def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            W, c = split(theta)
-            loss, gW, gc = loss_and_gradient(Xt, yt, w, W, c, mu, lam, self.loss)
-            g = torch.cat([gW.ravel(), gc]) if self.fit_intercept else gW.ravel()
-            return loss, g.cpu().numpy().astype(np.float64)
-
-        # scikit-learn's optimiser and settings (sklearn.linear_model._logistic): scipy's
-        # L-BFGS-B in float64 on the host, on a vector the size of coef_ (12,810 numbers
-        # for 1,280 x 10); the loss and gradient, all the work, run in torch on the device.
-        # (torch.optim.LBFGS was slower on CPU: its two-loop recursion runs ~20 tiny
-        # multi-threaded BLAS calls per iteration, 12 ms each on a busy 2-core machine,
-        # which took half of the fit time; it also costs 1-4 s of torch imports.)
-        theta0 = self._warm_theta(k, d, mu)
-        # One BLAS thread for scipy: its L-BFGS-B works on vectors the size of coef_,
-        # where threads only cost (10x slower fits measured on 1,078 x 1,764 digits HOG
-        # with 2 threads on a busy 2-core machine). torch's GEMMs use their own threads.
-        with threadpool_limits(limits=1, user_api="blas"):
-            result = minimize(
-                loss_grad,
-                theta0,
-                method="L-BFGS-B",
-                jac=True,
-                options={
-                    "maxiter": self.max_iter,
-                    "maxls": 50,
-                    "gtol": float(self.tol),
-                    "ftol": 64 * np.finfo(float).eps,
-                },
-            )
-        if result.status != 0:
-            warnings.warn(
-                f"{type(self).__name__}: L-BFGS did not converge after {result.nit} "
-                f"iterations ({result.message}); increase max_iter or scale the features",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        W, c = split(result.x)
-        W_np, b_np = export_coefficients(W, c, mu, k, self.loss)
-        return W_np, b_np, min(int(result.nit), self.max_iter), float(result.fun)
-
-    def _warm_theta(self, k: int, d: int, mu: Any) -> np.ndarray:
-        """The starting point: zeros, or the previous solution with ``warm_start``."""
-        size = k * d + (k if self.fit_intercept else 0)
+    def _previous_solution(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The former fit's ``(coef_, intercept_)`` for lbfgs to start from (warm_start)."""
         previous = getattr(self, "coef_", None)
-        if not self.warm_start or previous is None or previous.shape != (k, d):
-            return np.zeros(size)
-        W = np.asarray(previous, dtype=np.float64)
-        parts = [W.ravel()]
-        if self.fit_intercept:  # back to the centred parametrisation: c = b + W mu
-            mu_np = mu.detach().cpu().numpy().astype(np.float64)
-            parts.append(np.asarray(self.intercept_, dtype=np.float64) + W @ mu_np)
-        return np.concatenate(parts)
-
-    def _fit_sgd(
-        self,
-        X: np.ndarray,
-        y_idx: np.ndarray,
-        sw: np.ndarray,
-        n_classes: int,
-        device: Any,
-        seed: int,
-    ) -> tuple[np.ndarray, np.ndarray, int, float]:
-        import torch
-
-        # The features stay in host memory; each mini-batch is gathered and moved.
-        Xh = _as_tensor(X)
-        yh = torch.from_numpy(y_idx)
-        k, w, mu, lam = self._start(Xh, sw, n_classes, device)
-        wh = w.cpu()
-        n = X.shape[0]
-        batch = min(self.batch_size, n)
-
-        def epoch(generator: Any) -> Iterator[tuple[Any, Any, Any]]:
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, batch):
-                idx = order[start : start + batch]
-                # w sums to 1 over all rows: scaled by n / rows it estimates the mean loss
-                yield Xh[idx], yh[idx], wh[idx] * (n / len(idx))
-
-        def chunks() -> Iterator[tuple[Any, Any, Any]]:
-            for start in range(0, n, PREDICT_CHUNK):
-                sl = slice(start, start + PREDICT_CHUNK)
-                yield Xh[sl], yh[sl], wh[sl]
-
-        return self._run_sgd(epoch, chunks, math.ceil(n / batch), k, mu, lam, device, seed)
+        if not self.warm_start or previous is None:
+            return None
+        return previous, self.intercept_
 
     def fit_store(self, store: ShardStore) -> LinearProbe:
         """Fit on the labelled rows of a :class:`~featkit.store.ShardStore` larger than
@@ -393,91 +299,13 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         device = torch.device(resolve_torch_device(self.device, "LinearProbe"))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         k = 1 if len(self.classes_) == 2 else len(self.classes_)
-        mean = np.zeros(d)
-        if self.fit_intercept:  # centred features, as in fit (see _start)
-            for X, _ in store.batches():
-                mean += X.sum(axis=0, dtype=np.float64)
-            mean /= n
-        mu = torch.from_numpy(mean.astype(dtype)).to(device)
-        lam = 1.0 / (float(self.C) * n)
-        starts = np.cumsum([0, *store.shard_rows])
-        y_all = torch.from_numpy(y_idx)
-        batch = self.batch_size
-
-        def shard(j: int) -> tuple[Any, Any]:
-            X, _ = store.shard(j)
-            return _as_tensor(np.asarray(X, dtype=dtype)), y_all[starts[j] : starts[j + 1]]
-
-        def epoch(generator: Any) -> Iterator[tuple[Any, Any, Any]]:
-            for j in torch.randperm(store.n_shards, generator=generator).tolist():
-                Xs, ys = shard(j)
-                order = torch.randperm(len(Xs), generator=generator)
-                for start in range(0, len(Xs), batch):
-                    idx = order[start : start + batch]
-                    yield Xs[idx], ys[idx], torch.full((len(idx),), 1.0 / len(idx), dtype=Xs.dtype)
-
-        def chunks() -> Iterator[tuple[Any, Any, Any]]:
-            for j in range(store.n_shards):
-                Xs, ys = shard(j)
-                yield Xs, ys, torch.full((len(Xs),), 1.0 / n, dtype=Xs.dtype)
-
-        steps = sum(math.ceil(rows / batch) for rows in store.shard_rows)
-        with _torch_threads(self.n_jobs, min(n, batch) * d * k, device):
-            W, b, n_iter, loss = self._run_sgd(epoch, chunks, steps, k, mu, lam, device, seed)
+        settings = self._settings()
+        with _torch_threads(self.n_jobs, min(n, self.batch_size) * d * k, device):
+            W, b, n_iter, loss = fit_sgd_store(
+                store, y_idx, len(self.classes_), dtype, device, settings, seed
+            )
         self.n_features_in_ = d
         return self._set_solution(W, b, n_iter, loss, device)
-
-    def _run_sgd(
-        self,
-        epoch: Callable[[Any], Iterator[tuple[Any, Any, Any]]],
-        chunks: Callable[[], Iterator[tuple[Any, Any, Any]]],
-        steps_per_epoch: int,
-        k: int,
-        mu: Any,
-        lam: float,
-        device: Any,
-        seed: int,
-    ) -> tuple[np.ndarray, np.ndarray, int, float]:
-        """Adam on mini-batches ``(x, y, w)`` from ``epoch(generator)``, ``self.epochs``
-        times, then the exact objective over ``chunks()``; ``w`` of a batch sums to one
-        (its rows' share of the mean loss, rescaled), of all chunks together to one."""
-        import torch
-
-        W = torch.zeros((k, mu.shape[0]), dtype=mu.dtype, device=device, requires_grad=True)
-        c = torch.zeros(k, dtype=mu.dtype, device=device, requires_grad=self.fit_intercept)
-        params = [W, c] if self.fit_intercept else [W]
-        # Plain Adam with the l2 term in the loss (not AdamW's decoupled decay): the
-        # stochastic gradients are then unbiased for scikit-learn's objective itself.
-        optimizer = torch.optim.Adam(params, lr=self.learning_rate)
-        total_steps = steps_per_epoch * self.epochs
-        generator = torch.Generator().manual_seed(seed)
-        pin = device.type == "cuda"
-        step = 0
-        for _ in range(self.epochs):
-            for xb, yb, wb in epoch(generator):
-                if pin:
-                    xb, yb, wb = xb.pin_memory(), yb.pin_memory(), wb.pin_memory()
-                xb = xb.to(device, non_blocking=True)
-                yb = yb.to(device, non_blocking=True)
-                wb = wb.to(device, non_blocking=True)
-                for group in optimizer.param_groups:  # cosine decay to zero
-                    cosine = 0.5 * (1 + math.cos(math.pi * step / total_steps))
-                    group["lr"] = self.learning_rate * cosine
-                optimizer.zero_grad(set_to_none=False)
-                logits = torch.addmm(c - W @ mu, xb, W.T)
-                loss = torch.dot(row_loss(logits, yb, self.loss), wb) + 0.5 * lam * (W * W).sum()
-                loss.backward()
-                optimizer.step()
-                step += 1
-        with torch.no_grad():  # the exact final objective, in chunks
-            W, c = W.detach(), c.detach()
-            objective = 0.5 * lam * float((W.double() ** 2).sum())
-            for xb, yb, wb in chunks():
-                logits = torch.addmm(c - W @ mu, xb.to(device), W.T)
-                ce = row_loss(logits, yb.to(device), self.loss)
-                objective += float(torch.dot(ce.double(), wb.to(device).double()))
-        W_np, b_np = export_coefficients(W, c, mu, k, self.loss)
-        return W_np, b_np, self.epochs, objective
 
     # ----------------------------------------------------------------- prediction
 
@@ -494,7 +322,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             W = torch.from_numpy(self.coef_.astype(X.dtype)).to(device)
             b = torch.from_numpy(self.intercept_.astype(X.dtype)).to(device)
             for start in range(0, len(X), PREDICT_CHUNK):
-                xb = _as_tensor(X[start : start + PREDICT_CHUNK]).to(device)
+                xb = as_tensor(X[start : start + PREDICT_CHUNK]).to(device)
                 out[start : start + len(xb)] = torch.addmm(b, xb, W.T).cpu().numpy()
         return out[:, 0] if out.shape[1] == 1 else out
 
@@ -522,16 +350,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
 
 # --------------------------------------------------------------------- helpers
-
-
-def _as_tensor(X: np.ndarray) -> Any:
-    """A torch view of ``X`` without a copy, also of read-only (memory-mapped) arrays."""
-    import torch
-
-    with warnings.catch_warnings():
-        # torch warns that it cannot protect read-only memory; the tensor is never written
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(X)
 
 
 @contextmanager

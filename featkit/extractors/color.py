@@ -7,7 +7,7 @@ import numpy as np
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec
-from featkit.extractors.lbp import check_grid_fits, grid_cell_index, validate_grid
+from featkit.extractors.lbp import check_grid_fits, grid_cell_index, validate_cell_histograms
 from featkit.registry import register_extractor
 from featkit.validation import is_int
 
@@ -19,7 +19,6 @@ _SPACES = {
     "hsv": (cv2.COLOR_RGB2HSV_FULL, "hsv"),
     "lab": (cv2.COLOR_RGB2Lab, "lab"),
 }
-_NORMALIZE = ("l1", "none")
 #: Largest joint histogram (bins per cell) accepted, e.g. 32 x 32 x 32 = 32768.
 MAX_JOINT_BINS = 65536
 
@@ -108,11 +107,7 @@ class ColorHistExtractor(Extractor):
                 f"{int(np.prod(self._bins()))} bins per cell, more than {MAX_JOINT_BINS}; "
                 "use fewer bins or joint=False"
             )
-        validate_grid("color-hist", self.grid, self.size)
-        if self.normalize not in _NORMALIZE:
-            raise InvalidParameterError(
-                f"color-hist: normalize must be 'l1' or 'none', got {self.normalize!r}"
-            )
+        validate_cell_histograms("color-hist", self.grid, self.size, self.normalize)
 
     def input_spec(self) -> InputSpec:
         size = None if self.size is None else (int(self.size[0]), int(self.size[1]))

@@ -16,19 +16,20 @@ and bins orientations differently); the algorithm is skimage's, step for step:
 4. every block of ``cells_per_block`` cells, at a stride of one cell, normalised by
    ``block_norm`` with ``eps = 1e-5``; the output is their concatenation in the order
    (block row, block column, cell row, cell column, orientation).
+
+The vectorised kernels that compute it are in :mod:`featkit.extractors.hog_kernels`.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.exceptions import NotFittedError
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.hog_kernels import HogParams, block_grid, hog_batch
 from featkit.registry import register_extractor
 from featkit.validation import is_int
 
@@ -36,14 +37,6 @@ __all__ = ["BLOCK_NORMS", "HogExtractor", "hog", "hog_feature_dim"]
 
 #: The block normalisations of :func:`skimage.feature.hog`.
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
-
-_EPS = 1e-5  # skimage's _hog_normalize_block default
-_HYS_CLIP = 0.2  # L2-Hys clipping threshold (Lowe; Dalal and Triggs)
-# Images are processed in chunks of about this many pixels: large enough to amortise numpy's
-# per-call overhead over small images, small enough that the temporaries stay in cache.
-_CHUNK_PIXELS = 1 << 16
-# Largest integer below which float32 represents every integer exactly.
-_FLOAT32_EXACT = 1 << 24
 
 
 # --------------------------------------------------------------------------- parameters
@@ -69,7 +62,7 @@ def _check_params(
     cells_per_block: Any,
     block_norm: Any,
     transform_sqrt: Any,
-) -> tuple[int, tuple[int, int], tuple[int, int]]:
+) -> HogParams:
     """Validate the HOG parameters shared by :func:`hog` and the extractor."""
     if not is_int(orientations) or orientations < 1:
         raise InvalidParameterError(
@@ -86,29 +79,7 @@ def _check_params(
         raise InvalidParameterError(
             f"{prefix}transform_sqrt must be True or False, got {transform_sqrt!r}"
         )
-    return int(orientations), ppc, cpb
-
-
-def _grid(
-    prefix: str,
-    shape: tuple[int, int],
-    ppc: tuple[int, int],
-    cpb: tuple[int, int],
-    subject: str | None = None,
-) -> tuple[int, int, int, int]:
-    """(cell rows, cell columns, block rows, block columns) of an image of ``shape``."""
-    height, width = shape
-    subject = subject or f"an image of {height}x{width} pixels (height x width)"
-    n_cells = (height // ppc[0], width // ppc[1])
-    n_blocks = (n_cells[0] - cpb[0] + 1, n_cells[1] - cpb[1] + 1)
-    if n_blocks[0] <= 0 or n_blocks[1] <= 0:
-        need = (cpb[0] * ppc[0], cpb[1] * ppc[1])
-        raise InvalidParameterError(
-            f"{prefix}{subject} is smaller than one block of {cpb[0]}x{cpb[1]} cells of "
-            f"{ppc[0]}x{ppc[1]} pixels, which needs at least {need[0]}x{need[1]}; use a "
-            "larger size or smaller pixels_per_cell / cells_per_block"
-        )
-    return n_cells[0], n_cells[1], n_blocks[0], n_blocks[1]
+    return HogParams(int(orientations), ppc, cpb, block_norm, bool(transform_sqrt))
 
 
 def hog_feature_dim(
@@ -118,194 +89,11 @@ def hog_feature_dim(
     cells_per_block: tuple[int, int] = (3, 3),
 ) -> int:
     """Length of the HOG vector of an image of ``shape = (height, width)``."""
-    n_or, ppc, cpb = _check_params(
-        "hog: ", orientations, pixels_per_cell, cells_per_block, "L2-Hys", False
-    )
-    _, _, nbr, nbc = _grid("hog: ", shape, ppc, cpb)
-    return nbr * nbc * cpb[0] * cpb[1] * n_or
-
-
-# --------------------------------------------------------------------------- the algorithm
-
-
-def _gradients(x: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Central differences of (n, H, W[, C]) images on their top-left ``rows`` x ``cols``.
-
-    Like skimage, the first and last row (column) of the whole image get a zero gradient.
-    """
-    height, width = x.shape[1:3]
-    shape = (x.shape[0], rows, cols, *x.shape[3:])
-    g_row = np.zeros(shape, dtype=x.dtype)
-    g_col = np.zeros(shape, dtype=x.dtype)
-    top = min(rows, height - 1)  # rows 1 .. top-1 have both neighbours
-    if top > 1:
-        np.subtract(x[:, 2 : top + 1, :cols], x[:, : top - 1, :cols], out=g_row[:, 1:top])
-    right = min(cols, width - 1)
-    if right > 1:
-        np.subtract(x[:, :rows, 2 : right + 1], x[:, :rows, : right - 1], out=g_col[:, :, 1:right])
-    return g_row, g_col
-
-
-def _dominant_gradients(
-    x: np.ndarray, rows: int, cols: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per pixel, the gradient of the channel of largest magnitude, and that magnitude.
-
-    ``x`` is (n, H, W, C). Like skimage, magnitudes are ``np.hypot`` in the image's float
-    type (its rounding decides near-ties) and the first of equal channels wins.
-    """
-    planes = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # channel planes, each (n, H, W)
-    g_row, g_col = _gradients(planes[0], rows, cols)
-    magnitude = np.hypot(g_row, g_col)
-    for plane in planes[1:]:
-        other_row, other_col = _gradients(plane, rows, cols)
-        other = np.hypot(other_row, other_col)
-        larger = other > magnitude
-        g_row = np.where(larger, other_row, g_row)
-        g_col = np.where(larger, other_col, g_col)
-        np.maximum(magnitude, other, out=magnitude)
-    return g_row, g_col, magnitude
-
-
-def _slot_index(
-    g_row: np.ndarray, g_col: np.ndarray, orientations: int, base: np.ndarray
-) -> np.ndarray:
-    """Histogram slot of every pixel: ``base - orientations`` plus its signed bin (intp).
-
-    skimage bins ``theta = rad2deg(arctan2(g_row, g_col)) % 180`` (float64) into
-    ``[k * w, (k + 1) * w)``, ``w = 180. / orientations``, and a theta at or past the last
-    edge into no bin. float64 arctan2 and that modulo would cost more than the rest of HOG
-    together, so the bin comes from a float32 angle in bin units, ``q`` in [-n, n], and only
-    pixels within ``tol`` of a bin edge (where float32 rounding could matter) are redone
-    with skimage's float64 formula. Each cell has ``2n + 2`` slots: slot ``floor(q) + n``
-    (folded onto bins ``mod n`` afterwards, so that 180 degrees is bin 0) and a last slot
-    for the pixels skimage leaves out. ``base`` holds ``cell * (2n + 2) + n`` per pixel.
-    """
-    n = orientations
-    q = np.arctan2(g_row.astype(np.float32, copy=False), g_col.astype(np.float32, copy=False))
-    q *= np.float32(n / np.pi)
-    slot = np.floor(q)
-    frac = np.subtract(q, slot, out=q)
-    frac -= np.float32(0.5)
-    # float32 arctan2 is within a few ulps (< 1e-6 rad): tol is hundreds of times that.
-    tol = max(1e-3, 1e-5 * n)
-    near = np.abs(frac, out=frac) > np.float32(0.5 - tol)
-    # Pixels with g_row == 0 (either sign) lie at 0 or 180 degrees: bin 0 either way, and
-    # floor(q) in {-n, 0, n} folds there exactly.
-    near &= g_row != 0
-    slot = slot.astype(base.dtype, copy=False)
-    slot += base
-    redo = np.flatnonzero(near)
-    if redo.size:
-        gr = g_row.reshape(-1)[redo].astype(np.float64)
-        gc = g_col.reshape(-1)[redo].astype(np.float64)
-        theta = np.rad2deg(np.arctan2(gr, gc)) % 180
-        # skimage's edges (180. / n) * k in float64; bin n means "no bin": the last slot.
-        edges = (180.0 / n) * np.arange(1, n + 1, dtype=np.float64)
-        exact = np.searchsorted(edges, theta, side="right")
-        exact[exact == n] = n + 1
-        slot.reshape(-1)[redo] = base.reshape(-1)[redo] + exact
-    return slot.astype(np.intp)
-
-
-def _normalize_blocks(blocks: np.ndarray, block_norm: str) -> np.ndarray:
-    """skimage's block normalisations, in place, of (..., block values) float64 rows."""
-    if block_norm in ("L1", "L1-sqrt"):
-        # Histograms are non-negative: the L1 norm is the plain sum.
-        blocks /= blocks.sum(axis=-1, keepdims=True) + _EPS
-        return np.sqrt(blocks, out=blocks) if block_norm == "L1-sqrt" else blocks
-    blocks /= np.sqrt(np.einsum("...i,...i->...", blocks, blocks) + _EPS**2)[..., None]
-    if block_norm == "L2-Hys":
-        np.minimum(blocks, _HYS_CLIP, out=blocks)
-        blocks /= np.sqrt(np.einsum("...i,...i->...", blocks, blocks) + _EPS**2)[..., None]
-    return blocks
-
-
-@functools.lru_cache(maxsize=16)
-def _slot_base(
-    n_images: int, grid: tuple[int, int, int, int], ppc: tuple[int, int], orientations: int
-) -> np.ndarray:
-    """``cell * (2n + 2) + n`` for every pixel of ``n_images`` images (see _slot_index).
-
-    Cached (read-only): one image at a time through :func:`hog` would otherwise rebuild it
-    on every call.
-    """
-    ncr, ncc = grid[:2]
-    slots = 2 * orientations + 2
-    total = n_images * ncr * ncc * slots
-    # Slots are computed in float (floor(q) + base): float32 holds integers exactly up to 2**24.
-    dtype = np.float32 if total <= _FLOAT32_EXACT else np.float64
-    cell = (np.arange(ncr * ppc[0]) // ppc[0])[:, None] * ncc + (np.arange(ncc * ppc[1]) // ppc[1])[
-        None, :
-    ]
-    image = np.arange(n_images)[:, None, None] * (ncr * ncc)
-    base = ((image + cell) * slots + orientations).astype(dtype)
-    base.flags.writeable = False
-    return base
-
-
-def _hog_chunk(
-    x: np.ndarray,
-    orientations: int,
-    ppc: tuple[int, int],
-    cpb: tuple[int, int],
-    block_norm: str,
-    grid: tuple[int, int, int, int],
-    base: np.ndarray,
-) -> np.ndarray:
-    """HOG of (n, H, W[, C]) float images (already square-rooted if asked): (n, d) float64."""
-    n_images, n = x.shape[0], orientations
-    ncr, ncc = grid[:2]
-    rows, cols = ncr * ppc[0], ncc * ppc[1]
-    if x.ndim == 4 and x.shape[3] > 1:
-        g_row, g_col, magnitude = _dominant_gradients(x, rows, cols)
-    else:
-        g_row, g_col = _gradients(x[..., 0] if x.ndim == 4 else x, rows, cols)
-        magnitude = np.square(g_row)
-        magnitude += np.square(g_col)
-        np.sqrt(magnitude, out=magnitude)
-    slot = _slot_index(g_row, g_col, n, base[:n_images])
-
-    # One weighted bincount makes every cell histogram of the chunk, then the signed slots
-    # fold onto the n bins: slot k (angle k - n bins) and slot n + k are bin k, slot 2n (180
-    # degrees) is bin 0, and the last slot (no bin) is dropped.
-    slots = 2 * n + 2
-    hist = np.bincount(
-        slot.reshape(-1), weights=magnitude.reshape(-1), minlength=n_images * ncr * ncc * slots
-    ).reshape(n_images, ncr, ncc, slots)
-    cells = hist[..., n : 2 * n] + hist[..., :n]
-    cells[..., 0] += hist[..., 2 * n]
-    cells /= ppc[0] * ppc[1]
-
-    # (n, nbr, nbc, bins, br, bc) windows -> (n, nbr, nbc, br, bc, bins), skimage's order.
-    windows = sliding_window_view(cells, cpb, axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
-    blocks = np.array(windows, order="C").reshape(n_images, grid[2], grid[3], -1)
-    return _normalize_blocks(blocks, block_norm).reshape(n_images, -1)
-
-
-def _hog_batch(
-    images: np.ndarray,
-    orientations: int,
-    ppc: tuple[int, int],
-    cpb: tuple[int, int],
-    block_norm: str,
-    transform_sqrt: bool,
-    out_dtype: Any,
-    prefix: str = "hog: ",
-) -> np.ndarray:
-    """HOG of a stack of same-size float images (n, H, W) or (n, H, W, C): (n, d)."""
-    grid = _grid(prefix, images.shape[1:3], ppc, cpb)
-    dim = grid[2] * grid[3] * cpb[0] * cpb[1] * orientations
-    out = np.empty((images.shape[0], dim), dtype=out_dtype)
-    per_image = int(np.prod(images.shape[1:]))
-    step = min(images.shape[0], max(1, _CHUNK_PIXELS // max(per_image, 1)))
-    base = _slot_base(step, grid, ppc, orientations)
-    for start in range(0, images.shape[0], step):
-        x = images[start : start + step]
-        if transform_sqrt:
-            x = np.sqrt(x)
-        out[start : start + step] = _hog_chunk(x, orientations, ppc, cpb, block_norm, grid, base)
-    return out
+    # block_norm and transform_sqrt do not change the length: any valid value will do
+    params = _check_params("hog: ", orientations, pixels_per_cell, cells_per_block, "L2-Hys", False)
+    cpb = params.cells_per_block
+    _, _, nbr, nbc = block_grid("hog: ", shape, params.pixels_per_cell, cpb)
+    return nbr * nbc * cpb[0] * cpb[1] * params.orientations
 
 
 def _float_type(dtype: np.dtype) -> np.dtype:
@@ -334,7 +122,7 @@ def hog(
     vector, or ``(n_blocks_row, n_blocks_col, cells_row, cells_col, orientations)`` when
     ``feature_vector`` is False. ``visualize`` is not offered.
     """
-    n_or, ppc, cpb = _check_params(
+    params = _check_params(
         "hog: ", orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt
     )
     image = np.atleast_2d(np.asarray(image))
@@ -354,11 +142,12 @@ def hog(
     x = image.astype(dtype, copy=False)[None]
     if transform_sqrt and np.any(x < 0):
         raise InvalidParameterError("hog: transform_sqrt needs non-negative intensities")
-    features = _hog_batch(x, n_or, ppc, cpb, block_norm, bool(transform_sqrt), dtype)[0]
+    features = hog_batch(x, params, dtype)[0]
     if feature_vector:
         return features
-    _, _, nbr, nbc = _grid("hog: ", image.shape[:2], ppc, cpb)
-    return features.reshape(nbr, nbc, cpb[0], cpb[1], n_or)
+    cpb = params.cells_per_block
+    _, _, nbr, nbc = block_grid("hog: ", image.shape[:2], params.pixels_per_cell, cpb)
+    return features.reshape(nbr, nbc, cpb[0], cpb[1], params.orientations)
 
 
 # --------------------------------------------------------------------------- the extractor
@@ -423,9 +212,9 @@ class HogExtractor(Extractor):
         """True with ``size=None``: the native image size is learned in ``fit``."""
         return self.size is None
 
-    def _cells(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Validated (pixels_per_cell, cells_per_block)."""
-        _, ppc, cpb = _check_params(
+    def _params(self) -> HogParams:
+        """The validated HOG parameters."""
+        return _check_params(
             "hog: ",
             self.orientations,
             self.pixels_per_cell,
@@ -433,15 +222,15 @@ class HogExtractor(Extractor):
             self.block_norm,
             self.transform_sqrt,
         )
-        return ppc, cpb
 
     def validate_params(self) -> None:
-        ppc, cpb = self._cells()
+        params = self._params()
+        ppc, cpb = params.pixels_per_cell, params.cells_per_block
         if self.color not in ("gray", "rgb"):
             raise InvalidParameterError(f"hog: color must be 'gray' or 'rgb', got {self.color!r}")
         if self.size is not None:
             size = _check_pair("hog: ", "size", self.size, "(128, 128)")
-            _grid("hog: ", size, ppc, cpb, f"size={self.size!r} (height, width)")
+            block_grid("hog: ", size, ppc, cpb, f"size={self.size!r} (height, width)")
 
     def input_spec(self) -> InputSpec:
         size = None if self.size is None else (int(self.size[0]), int(self.size[1]))
@@ -457,8 +246,9 @@ class HogExtractor(Extractor):
         shape = self._image_size()
         if shape is None:
             return None
-        ppc, cpb = self._cells()
-        _, _, nbr, nbc = _grid("hog: ", shape, ppc, cpb)
+        params = self._params()
+        cpb = params.cells_per_block
+        _, _, nbr, nbc = block_grid("hog: ", shape, params.pixels_per_cell, cpb)
         return nbr, nbc, cpb[0], cpb[1], int(self.orientations)
 
     def _feature_dim(self) -> int | None:
@@ -483,19 +273,12 @@ class HogExtractor(Extractor):
                     f"{first[0]}x{first[1]} and image {i} is {image.shape[0]}x{image.shape[1]} "
                     "(height x width); pass size=(height, width) to resize them"
                 )
-        ppc, cpb = self._cells()
-        _grid("hog: ", first, ppc, cpb)
+        params = self._params()
+        block_grid("hog: ", first, params.pixels_per_cell, params.cells_per_block)
         self.image_size_ = (int(first[0]), int(first[1]))
 
     def _transform(self, images: list[np.ndarray]) -> np.ndarray:
-        n_or, ppc, cpb = _check_params(
-            "hog: ",
-            self.orientations,
-            self.pixels_per_cell,
-            self.cells_per_block,
-            self.block_norm,
-            self.transform_sqrt,
-        )
+        params = self._params()
         shape = self._image_size()
         if not images:
             return np.zeros((0, self._feature_dim() or 0), dtype=np.float32)
@@ -510,9 +293,7 @@ class HogExtractor(Extractor):
         stack = np.stack(images).astype(np.float32, copy=False)
         if stack.ndim == 4 and self.color == "gray":
             raise InvalidParameterError("hog: color='gray' expects (H, W) images")
-        return _hog_batch(
-            stack, n_or, ppc, cpb, self.block_norm, bool(self.transform_sqrt), np.float32
-        )
+        return hog_batch(stack, params, np.float32)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """``hog_b{block_row}_{block_col}_c{cell_row}_{cell_col}_o{bin}``, skimage's order."""

@@ -90,8 +90,12 @@ def check_grid_fits(name: str, shape: tuple[int, ...], grid: tuple[int, int]) ->
         )
 
 
-def validate_grid(name: str, grid: object, size: object) -> None:
-    """Check a (rows, cols) grid and a (height, width) size or None; raise InvalidParameterError."""
+def validate_cell_histograms(name: str, grid: object, size: object, normalize: object) -> None:
+    """Check the parameters of histograms over a grid of cells (lbp, color-hist).
+
+    A (rows, cols) grid, a (height, width) size or None, and normalize "l1" or "none";
+    raise InvalidParameterError, its message starting with ``name``.
+    """
     if not _is_int_pair(grid) or min(grid) < 1:
         raise InvalidParameterError(
             f"{name}: grid must be a (rows, cols) pair of positive integers, got {grid!r}"
@@ -106,6 +110,8 @@ def validate_grid(name: str, grid: object, size: object) -> None:
             raise InvalidParameterError(
                 f"{name}: grid {tuple(grid)} has more cells than size {tuple(size)} has pixels"
             )
+    if normalize not in _NORMALIZE:
+        raise InvalidParameterError(f"{name}: normalize must be 'l1' or 'none', got {normalize!r}")
 
 
 def _is_int_pair(value: object) -> bool:
@@ -217,11 +223,7 @@ class LBPExtractor(Extractor):
                     f"({_BINS[self.method]} bins per cell), got {p} for radius {r:g}; "
                     "set points, or smaller radii"
                 )
-        validate_grid("lbp", self.grid, self.size)
-        if self.normalize not in _NORMALIZE:
-            raise InvalidParameterError(
-                f"lbp: normalize must be 'l1' or 'none', got {self.normalize!r}"
-            )
+        validate_cell_histograms("lbp", self.grid, self.size, self.normalize)
 
     def input_spec(self) -> InputSpec:
         size = None if self.size is None else (int(self.size[0]), int(self.size[1]))
