@@ -18,9 +18,11 @@ import numpy as np
 
 from featkit._faiss import import_faiss
 from featkit.exceptions import InvalidParameterError
+from featkit.validation import check_int
 
 __all__ = [
     "METRICS",
+    "SearchKnob",
     "as_index_vectors",
     "faiss_message",
     "is_flat",
@@ -193,3 +195,35 @@ def is_flat(cpu_index: Any) -> bool:
     """True when ``cpu_index`` is a Flat index: exhaustive, exact search."""
     faiss = import_faiss()
     return isinstance(faiss.downcast_index(cpu_index), faiss.IndexFlat)
+
+
+class SearchKnob:
+    """A FAISS search parameter as an attribute of a
+    :class:`~featkit.index.FeatureIndex` (``nprobe``, ``ef_search``).
+
+    Reading it gives the value set on this index, else the one FAISS uses. Setting it
+    checks the value (an int >= 1), sets it in FAISS and keeps it in ``_<name>``, which the
+    index saves and applies again once trained or loaded (``_apply_knobs``). One descriptor
+    instead of a property pair per parameter: the two differ only in their names.
+    """
+
+    def __init__(self, faiss_name: str, doc: str) -> None:
+        self.faiss_name = faiss_name
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.attr = f"_{name}"
+
+    def __get__(self, index: Any, owner: type | None = None) -> int | SearchKnob | None:
+        if index is None:  # looked up on the class: the descriptor, with its docstring
+            return self
+        value = getattr(index, self.attr)
+        if value is not None:
+            return value
+        return read_search_parameter(index._index, self.faiss_name, device=index.device)
+
+    def __set__(self, index: Any, value: int) -> None:
+        check_int("FeatureIndex", self.name, value, low=1)
+        index._set_knob(self.faiss_name, int(value))
+        setattr(index, self.attr, int(value))

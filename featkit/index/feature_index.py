@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
@@ -22,11 +22,11 @@ from featkit._faiss import import_faiss
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
 from featkit.index.factory import (
+    SearchKnob,
     as_index_vectors,
     faiss_message,
     is_flat,
     new_index,
-    read_search_parameter,
     resolve_faiss_device,
     set_search_parameter,
     to_cpu,
@@ -48,43 +48,6 @@ __all__ = ["FeatureIndex"]
 #: Queries searched at a time unless told: also what an index saved before featkit recorded
 #: its batch size is loaded with.
 DEFAULT_BATCH_SIZE = 4096
-
-
-class _SearchKnob:
-    """A FAISS search parameter of :class:`FeatureIndex` (``nprobe``, ``ef_search``).
-
-    Reading it gives the value set on this index, else the one FAISS uses. Setting it
-    checks the value (an int >= 1), sets it in FAISS and keeps it in ``_<name>``, which the
-    index saves and applies again once trained or loaded (``_apply_knobs``). One descriptor
-    instead of a property pair per parameter: the two differ only in their names.
-    """
-
-    def __init__(self, faiss_name: str, doc: str) -> None:
-        self.faiss_name = faiss_name
-        self.__doc__ = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        self.attr = f"_{name}"
-
-    @overload
-    def __get__(self, index: None, owner: type) -> _SearchKnob: ...
-    @overload
-    def __get__(self, index: FeatureIndex, owner: type | None = None) -> int | None: ...
-    def __get__(
-        self, index: FeatureIndex | None, owner: type | None = None
-    ) -> int | _SearchKnob | None:
-        if index is None:  # looked up on the class: the descriptor, with its docstring
-            return self
-        value = getattr(index, self.attr)
-        if value is not None:
-            return value
-        return read_search_parameter(index._index, self.faiss_name, device=index.device)
-
-    def __set__(self, index: FeatureIndex, value: int) -> None:
-        check_int("FeatureIndex", self.name, value, low=1)
-        index._set_knob(self.faiss_name, int(value))
-        setattr(index, self.attr, int(value))
 
 
 class FeatureIndex:
@@ -380,10 +343,10 @@ class FeatureIndex:
         return recall_at_k(found, truth)
 
     # -- knobs ---------------------------------------------------------------------------------
-    nprobe = _SearchKnob(
+    nprobe = SearchKnob(
         "nprobe", "Inverted lists an IVF index visits per query (more: slower, better recall)."
     )
-    ef_search = _SearchKnob(
+    ef_search = SearchKnob(
         "efSearch", "Candidate list size of an HNSW search (more: slower, better recall)."
     )
 
