@@ -237,20 +237,10 @@ def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
         return
-    data, protocol = result.provenance["dataset"], result.provenance["protocol"]
-    click.echo(f"{data['name']}: {data.get('n_images', '?')} images, {protocol['description']}")
-    from featkit.report.markdown import runtime_lines
+    from featkit.report.text import result_lines
 
-    for line in runtime_lines(result.provenance):
+    for line in result_lines(result):
         click.echo(line)
-    click.echo(result.table())
-    pairs = result.pair_table()
-    if pairs is not None:
-        click.echo("")
-        click.echo("accuracy (%) per domain shift:")
-        click.echo(pairs)
-    for name, why in result.skipped.items():
-        click.echo(f"skipped {name}: {why}")
     click.echo(f"report: {out / 'report.md'}")
 
 

@@ -1,14 +1,34 @@
-"""Plain-text summaries for the terminal: what building an index measured."""
+"""Plain-text summaries for the terminal: a result's ranking, and what building an index
+measured."""
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
 
+from featkit.report.markdown import runtime_lines
+from featkit.report.tables import pair_table, ranking_table
+
 if TYPE_CHECKING:
+    from featkit.evaluate.results import EvaluationResult
     from featkit.index import FeatureIndex
 
-__all__ = ["index_build_lines", "index_build_summary"]
+__all__ = ["index_build_lines", "index_build_summary", "result_lines"]
+
+
+def result_lines(result: EvaluationResult) -> list[str]:
+    """What ``featkit compare``, ``adapt`` and ``evaluate`` print: the data set and protocol,
+    how each deep extractor ran, the ranking, the domain-pair matrix (when there are
+    domain pairs) and the skipped extractors."""
+    data, protocol = result.provenance["dataset"], result.provenance["protocol"]
+    lines = [f"{data['name']}: {data.get('n_images', '?')} images, {protocol['description']}"]
+    lines += runtime_lines(result.provenance)
+    lines.append(ranking_table(result.summary()))
+    pairs = pair_table(result)
+    if pairs is not None:
+        lines += ["", "accuracy (%) per domain shift:", pairs]
+    return lines + [f"skipped {name}: {why}" for name, why in result.skipped.items()]
+
 
 #: ``FeatureIndex.stats`` entries of the JSON summary, in its order.
 _BUILD_STATS = ("build_seconds", "train_seconds", "add_seconds", "index_bytes", "peak_rss_bytes")
