@@ -101,7 +101,7 @@ class JDA(Aligner):
         if self.kernel != "linear":
             rows_s, rows_t = landmarks(len(Xs), len(Xt), self.max_samples, self.random_state)
             Xs, Xt, ys = Xs[rows_s], Xt[rows_t], ys[rows_s]
-        X = self._prepare(np.concatenate([Xs, Xt]))
+        X = self._as_rows(np.concatenate([Xs, Xt]))
         self.X_fit_ = X if self.kernel != "linear" else None
         F = X if self.kernel == "linear" else self._kernel(X)
         ns, nt = len(Xs), len(Xt)
@@ -133,7 +133,8 @@ class JDA(Aligner):
         self.n_iter_ = self.n_iter
         self.n_features_out_ = components.shape[1]
 
-    def _prepare(self, X: np.ndarray) -> np.ndarray:
+    def _as_rows(self, X: np.ndarray) -> np.ndarray:
+        """Rows in float64, L2-normalised when ``normalize`` (JDA's input convention)."""
         X = X.astype(np.float64, copy=False)
         return normalize(X) if self.normalize else X
 
@@ -144,7 +145,7 @@ class JDA(Aligner):
         return kernel_matrix(X, Y, self.kernel, self.gamma)
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        X = self._prepare(X)
+        X = self._as_rows(X)
         F = X if self.X_fit_ is None else self._kernel(X, self.X_fit_)
         return self._finish(F @ self.components_)
 
