@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from skimage import data as skdata
 
@@ -355,7 +356,7 @@ def test_cnn_large_png_resizes_with_a_reducing_gap(tmp_path):
     assert np.abs(reduced.astype(np.float64) - exact).mean() < 0.6
 
 
-# --------------------------------------------------------------------------- encodings
+# --------------------------------------------------------------------------- encodings, CLI
 
 
 def test_set_decode_reaches_an_encodings_local_extractor():
@@ -374,3 +375,36 @@ def test_set_decode_reaches_an_encodings_local_extractor():
     assert set_decode(hog, "exact") and hog.decode == "exact"
     with pytest.raises(InvalidParameterError):
         set_decode(hog, "fast")
+
+
+def test_cli_decode_option(tmp_path, large_jpeg):
+    from featkit.cli import cli
+
+    folder = tmp_path / "data" / "cls"
+    folder.mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(large_jpeg.read_bytes())
+    runner = CliRunner()
+    rows = {}
+    for mode in ("exact", "reduced"):
+        out = tmp_path / mode
+        args = ["extract", "-e", "hog", "-d", str(tmp_path / "data"), "-o", str(out), "-q"]
+        result = runner.invoke(cli, [*args, "--decode", mode])
+        assert result.exit_code == 0, result.output
+        features = featkit.FeatureSet.load(out)
+        assert features.provenance["extractor"]["params"]["decode"] == mode
+        rows[mode] = features.X
+    assert not np.array_equal(rows["exact"], rows["reduced"])
+    args = ["extract", "-e", "sift", "-d", str(tmp_path / "data"), "-o", str(tmp_path / "s")]
+    result = runner.invoke(cli, [*args, "--decode", "reduced"])
+    assert result.exit_code != 0 and "full size" in str(result.output) + str(result.exception)
+
+
+def test_compare_decode(digit_images):
+    images, labels = digit_images
+    data = featkit.Dataset.from_items(list(images[:120]), labels[:120])
+    from featkit.evaluate import compare
+
+    result = compare(
+        data, extractors=["pixels"], classifiers=["knn"], decode="exact", progress=False
+    )
+    assert result.provenance["extractors"]["pixels"]["params"]["decode"] == "exact"

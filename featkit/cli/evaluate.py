@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 from featkit.cli._common import echo_err, echo_scores, named_params, parse_params, split_list
-from featkit.cli._options import cache_dir_option, report_flags, report_options, view_option
+from featkit.cli._options import (
+    cache_dir_option,
+    decode_option,
+    report_flags,
+    report_options,
+    view_option,
+)
 from featkit.exceptions import InvalidParameterError
 
 
@@ -31,6 +37,7 @@ from featkit.exceptions import InvalidParameterError
 @click.option(
     "--device", default=None, help="Device of deep extractors: auto, cpu, cuda, cuda:N, mps."
 )
+@decode_option
 @click.option(
     "-j",
     "--n-jobs",
@@ -45,6 +52,7 @@ def compare_command(
     params: Sequence[str],
     cache_dir: Path | None,
     device: str | None,
+    decode: str | None,
     n_jobs: int | None,
     classifiers: str,
     protocol: str,
@@ -79,6 +87,7 @@ def compare_command(
         seed=seed,
         n_jobs=n_jobs,
         device=device,
+        decode=decode,
         cache_dir=cache_dir,
         progress=False if quiet else None,
         view=None if view == "none" else view,
@@ -132,6 +141,7 @@ def compare_command(
 )
 @cache_dir_option
 @click.option("--device", default=None, help="Device of a deep extractor: auto, cpu, cuda.")
+@decode_option
 @click.option("-j", "--n-jobs", type=int, default=None, help="Extraction workers.")
 @click.option("--seed", default=0, show_default=True, help="Seed of fits and views.")
 @view_option("2-D projection of source and target before and after alignment.")
@@ -149,6 +159,7 @@ def adapt_command(
     out: Path,
     cache_dir: Path | None,
     device: str | None,
+    decode: str | None,
     n_jobs: int | None,
     seed: int,
     view: str,
@@ -192,6 +203,7 @@ def adapt_command(
         seed=seed,
         n_jobs=n_jobs,
         device=device,
+        decode=decode,
         cache_dir=cache_dir,
         progress=False if quiet else None,
         view=None if view == "none" else view,
