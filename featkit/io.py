@@ -300,6 +300,11 @@ def _reduce_jpeg(img: Image.Image, min_size: tuple[int, int]) -> tuple[float, fl
     if not isinstance(img, JpegImagePlugin.JpegImageFile):  # JPEG and MPO (camera) files
         return None
     height, width = min_size
+    if (
+        max(img.width // width, img.width // height) < 2
+        or max(img.height // height, img.height // width) < 2
+    ):
+        return None  # too small to reduce however it is shown: the EXIF block is not read
     if _exif_orientation(img) in (5, 6, 7, 8):
         # Stored transposed: the displayed height is the stored width.
         height, width = width, height

@@ -200,7 +200,7 @@ class Extractor(TransformerMixin, BaseEstimator):
     def prepare(self, image: Any) -> np.ndarray:
         """Read one image (path, array, bytes, PIL) and convert it to ``input_spec()``."""
         spec = self.input_spec()
-        # "reduced": a large JPEG is decoded at a scale still at least spec.size, then resized
+        # "reduced": a large JPEG is decoded at a scale keeping twice spec.size, then resized
         reduce_to = None
         if spec.decode == "reduced" and spec.size is not None:
             reduce_to = reduced_decode_size(spec.size)
