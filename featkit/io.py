@@ -122,7 +122,7 @@ def read_image(
     least ``min_size`` on both axes as displayed (the EXIF orientation is taken into
     account). Each side becomes ``side / scale`` rounded half up: libjpeg's last pixel,
     padded, is dropped when less than half of it is picture. That skips most of the
-    decoding work of a large photo (4x faster on 12 MP photos), for an image a fraction of
+    decoding work of a large photo (5x faster on 12 MP photos), for an image a fraction of
     a gray level from the full decode once resized. Every other source (other formats, a
     smaller JPEG, PIL images, arrays) is read at full size, exactly as without
     ``min_size``; so are the conventions and every failure. None (default): the stored

@@ -25,7 +25,7 @@ from featkit.io import read_image, resize_image
 __all__ = ["DECODE_MODES", "Extractor", "InputSpec", "check_decode", "set_decode"]
 
 #: How encoded images are decoded before the resize to ``InputSpec.size``: "reduced" lets a
-#: large JPEG be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, about 4x faster on
+#: large JPEG be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, about 5x faster on
 #: 12 MP photos); "exact" decodes every image at full size.
 DECODE_MODES = ("reduced", "exact")
 #: A reduced decode keeps at least this many times the size the image is resized to next,

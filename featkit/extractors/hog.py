@@ -399,7 +399,7 @@ class HogExtractor(Extractor):
     decode : {"reduced", "exact"}, default="reduced"
         "reduced": a JPEG at least 4x ``size`` on both axes is decoded at 1/2, 1/4 or 1/8
         scale (libjpeg's DCT scaling), keeping at least twice ``size``, then resized: about
-        4x faster on 12 MP photos, a fraction of a gray level from the full decode.
+        5x faster on 12 MP photos, a fraction of a gray level from the full decode.
         "exact": every image is decoded at full size first. Recorded in ``config``: cached
         rows of the two modes never mix. No effect with ``size=None``.
     """
