@@ -45,7 +45,7 @@ def test_describe():
     out = run("describe", "pixels").stdout
     assert "size = 16" in out and "color = 'gray'" in out and "Raw pixel" in out
     info = json.loads(run("describe", "pixels", "--json").stdout)
-    assert [p["name"] for p in info["parameters"]] == ["size", "color"]
+    assert [p["name"] for p in info["parameters"]] == ["size", "color", "decode"]
 
 
 def test_extract_then_info(digit_folder, tmp_path):

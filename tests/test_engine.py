@@ -262,7 +262,7 @@ def test_progress_callback_and_provenance(digit_folder):
     assert seen == [(64, 200), (128, 200), (192, 200), (200, 200)]
     prov = fs.provenance
     assert prov["extractor"]["name"] == "pixels"
-    assert prov["extractor"]["params"] == {"color": "gray", "size": 16}
+    assert prov["extractor"]["params"] == {"color": "gray", "decode": "reduced", "size": 16}
     assert prov["versions"]["featkit"] == featkit.__version__
     assert prov["dataset"]["n_images"] == 200
     assert prov["timing"]["seconds"] > 0

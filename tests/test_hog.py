@@ -246,6 +246,7 @@ def test_default_is_dalal_triggs_blocks_on_128x128_gray():
         "transform_sqrt": False,
         "color": "gray",
         "size": (128, 128),
+        "decode": "reduced",
     }
     assert (
         ex.feature_dim

@@ -22,7 +22,7 @@ def test_conformance(check):
 def test_clone_get_set_params():
     ex = PixelsExtractor(size=10, color="rgb")
     twin = clone(ex)
-    assert twin is not ex and twin.get_params() == {"size": 10, "color": "rgb"}
+    assert twin is not ex and twin.get_params() == {"size": 10, "color": "rgb", "decode": "reduced"}
     twin.set_params(size=4)
     assert twin.feature_dim == 48 and ex.feature_dim == 300
     assert ex.config != twin.config

@@ -26,7 +26,7 @@ def test_builtins_are_listed():
 def test_create_returns_configured_extractor():
     extractor = featkit.create_extractor("pixels", size=8, color="rgb")
     assert isinstance(extractor, PixelsExtractor)
-    assert extractor.get_params() == {"size": 8, "color": "rgb"}
+    assert extractor.get_params() == {"size": 8, "color": "rgb", "decode": "reduced"}
     assert extractor.feature_dim == 8 * 8 * 3
 
 

@@ -46,6 +46,15 @@ def view_option(description: str) -> Callable[[F], F]:
     )
 
 
+#: ``--decode`` of extract, compare and adapt.
+decode_option = click.option(
+    "--decode",
+    type=click.Choice(["reduced", "exact"]),
+    default=None,
+    help="How large JPEGs are decoded: reduced (DCT-scaled to the size the extractor "
+    "needs, then resized; the extractors' default) or exact (full size first).",
+)
+
 #: ``--cache-dir`` of compare and adapt.
 cache_dir_option = path_option(
     "--cache-dir", default=None, help="Feature and score cache: a re-run skips what it has done."

@@ -21,6 +21,7 @@ from featkit.cli._common import (
 )
 from featkit.cli._options import (
     cache_dir_option,
+    decode_option,
     features_option,
     path_option,
     report_flags,
@@ -46,6 +47,7 @@ from featkit.exceptions import InvalidParameterError
 @click.option(
     "--device", default=None, help="Device of deep extractors: auto, cpu, cuda, cuda:N, mps."
 )
+@decode_option
 @click.option(
     "-j",
     "--n-jobs",
@@ -60,6 +62,7 @@ def compare_command(
     params: Sequence[str],
     cache_dir: Path | None,
     device: str | None,
+    decode: str | None,
     n_jobs: int | None,
     classifiers: str,
     protocol: str,
@@ -91,6 +94,7 @@ def compare_command(
         test_size=test_size,
         **scoring_kwargs(classifiers, seed, view, quiet),
         **extraction_kwargs(n_jobs, device, cache_dir, quiet),
+        decode=decode,
     )
     _finish(result, out or Path("compare-report"), no_plots, as_json)
 
@@ -133,6 +137,7 @@ def compare_command(
 @path_option("-o", "--out", default=Path("adapt-report"), show_default=True, help="Report folder.")
 @cache_dir_option
 @click.option("--device", default=None, help="Device of a deep extractor: auto, cpu, cuda.")
+@decode_option
 @click.option("-j", "--n-jobs", type=int, default=None, help="Extraction workers.")
 @click.option("--seed", default=0, show_default=True, help="Seed of fits and views.")
 @view_option("2-D projection of source and target before and after alignment.")
@@ -150,6 +155,7 @@ def adapt_command(
     out: Path,
     cache_dir: Path | None,
     device: str | None,
+    decode: str | None,
     n_jobs: int | None,
     seed: int,
     view: str,
@@ -190,6 +196,7 @@ def adapt_command(
         pairs=shifts,
         **scoring_kwargs(classifiers, seed, view, quiet),
         **extraction_kwargs(n_jobs, device, cache_dir, quiet),
+        decode=decode,
     )
     _finish(result, out, no_plots, as_json)
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from featkit.cli._common import EXIT_FAILED_IMAGES, parse_params
-from featkit.cli._options import path_option
+from featkit.cli._options import decode_option, path_option
 from featkit.exceptions import InvalidParameterError
 
 
@@ -38,6 +38,7 @@ from featkit.exceptions import InvalidParameterError
 @click.option(
     "--device", default=None, help="Device of a deep extractor: auto, cpu, cuda, cuda:N, mps."
 )
+@decode_option
 @click.option("--fit-data", default=None, help="Images to fit a learning extractor on.")
 @click.option("--fit-split", default=None, help="Split of DATA to fit a learning extractor on.")
 @click.option(
@@ -67,6 +68,7 @@ def extract_command(
     backend: str | None,
     scheduler: str | None,
     device: str | None,
+    decode: str | None,
     fit_data: str | None,
     fit_split: str | None,
     as_store: bool,
@@ -82,6 +84,7 @@ def extract_command(
     """
     from featkit.data import load_dataset
     from featkit.engine import extract, extract_to_store
+    from featkit.extractors.base import set_decode
     from featkit.features import check_output_folder
     from featkit.registry import create_extractor
 
@@ -91,6 +94,11 @@ def extract_command(
     if device is not None:
         extractor_params["device"] = device  # an extractor without a device says so
     extractor = create_extractor(extractor_name, **extractor_params)
+    if decode is not None and not set_decode(extractor, decode):
+        raise InvalidParameterError(
+            f"{extractor_name} decodes every image at full size: --decode {decode} does not "
+            "apply to it"
+        )
     full = load_dataset(data)
     dataset = full.select(domain=list(domain) or None, split=split) if domain or split else full
     if extractor.requires_fit:

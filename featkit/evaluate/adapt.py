@@ -30,7 +30,7 @@ from featkit.evaluate.rows import ScoreRow
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.base import Extractor
+from featkit.extractors.base import Extractor, set_decode
 from featkit.features import FeatureSet
 from featkit.registry import create_extractor
 
@@ -57,6 +57,7 @@ def adapt(
     seed: int = 0,
     n_jobs: int | None = None,
     device: str | None = None,
+    decode: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
     view: str | None = "pca",
@@ -81,7 +82,7 @@ def adapt(
         trained on the (aligned) source only.
     pairs : [(source, target)], optional
         The shifts to run (default: every ordered pair of domains).
-    seed, n_jobs, device, cache_dir, progress, view, log
+    seed, n_jobs, device, decode, cache_dir, progress, view, log
         As for :func:`featkit.evaluate.compare`. ``view`` draws source and target features of the
         first shift in 2-D before and after each aligner.
     """
@@ -99,6 +100,8 @@ def adapt(
     chosen_aligners = _resolve_aligners(aligners)
     estimators = resolve_classifiers(classifiers, seed=seed)
     name, ex = _resolve_extractor(extractor, device)
+    if decode is not None and not set_decode(ex, decode):
+        say(f"{name} decodes every image at full size (decode={decode!r} does not apply)")
     say(
         f"{dataset.name}: {len(dataset)} images, domains {', '.join(dataset.domain_names)}; "
         f"{len(splits)} shifts x {len(chosen_aligners)} aligners x {len(estimators)} classifiers"

@@ -29,7 +29,7 @@ from featkit.exceptions import (
     InvalidParameterError,
     PluginLoadError,
 )
-from featkit.extractors.base import Extractor
+from featkit.extractors.base import Extractor, set_decode
 from featkit.registry import create_extractor, list_extractors
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def compare(
     seed: int = 0,
     n_jobs: int | None = None,
     device: str | None = None,
+    decode: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
     view: str | None = "pca",
@@ -125,6 +126,9 @@ def compare(
         Extraction workers (see :func:`featkit.extract`).
     device : str, optional
         Device of extractors that have one (``cnn``): ``cpu``, ``cuda``, ``auto``.
+    decode : {"reduced", "exact"}, optional
+        How the extractors decode large JPEGs (:func:`featkit.extractors.base.set_decode`);
+        None keeps each one's own ``decode`` parameter ("reduced" by default).
     cache_dir : path, optional
         Feature and score cache: a re-run skips the extraction, and the classifiers already
         scored on the same features and splits.
@@ -149,6 +153,10 @@ def compare(
         for extractor in chosen.values():
             if "device" in extractor.get_params():
                 extractor.set_params(device=device)
+    if decode is not None:
+        for name, extractor in chosen.items():
+            if not set_decode(extractor, decode):
+                say(f"{name} decodes every image at full size (decode={decode!r} does not apply)")
     say(f"{dataset.name}: {len(dataset)} images, {proto.name}: {proto.describe()}")
     announce_runtimes(chosen, say)
 

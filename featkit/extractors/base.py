@@ -22,7 +22,20 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from featkit.exceptions import InvalidParameterError, NotFittedError
 from featkit.io import read_image, resize_image
 
-__all__ = ["Extractor", "InputSpec"]
+__all__ = ["DECODE_MODES", "Extractor", "InputSpec", "check_decode", "set_decode"]
+
+#: How encoded images are decoded before the resize to ``InputSpec.size``: "reduced" lets a
+#: large JPEG be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, about 5x faster on
+#: 12 MP photos); "exact" decodes every image at full size.
+DECODE_MODES = ("reduced", "exact")
+#: A reduced decode keeps at least this many times the size the image is resized to next,
+#: so that the resize's own filter still does most of the shrinking.
+REDUCED_DECODE_MARGIN = 2
+
+
+def reduced_decode_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The smallest (height, width) a reduced decode may give for a resize to ``size``."""
+    return REDUCED_DECODE_MARGIN * int(size[0]), REDUCED_DECODE_MARGIN * int(size[1])
 
 
 @dataclass(frozen=True)
@@ -31,12 +44,60 @@ class InputSpec:
 
     ``color``: ``"gray"`` (H, W) or ``"rgb"`` (H, W, 3). ``size``: (height, width) every
     image is resized to, or None to keep each image's own size. ``dtype``: uint8 (0..255)
-    or float32 (0..1).
+    or float32 (0..1). ``decode``: ``"exact"`` reads every image at full size before the
+    resize; ``"reduced"`` lets a JPEG at least 4x ``size`` be decoded at a reduced scale
+    that keeps at least twice ``size`` (:func:`reduced_decode_size`, passed as
+    :func:`featkit.io.read_image`'s ``min_size``); it changes nothing when ``size`` is
+    None. The default is "exact", so that an extractor that does not choose (a plugin's)
+    keeps its pixels; the built-in extractors take it from their ``decode`` parameter,
+    which their ``config`` (the cache key) records.
     """
 
     color: Literal["gray", "rgb"] = "rgb"
     size: tuple[int, int] | None = None
     dtype: type = np.uint8
+    decode: Literal["reduced", "exact"] = "exact"
+
+    def __post_init__(self) -> None:
+        check_decode("InputSpec", self.decode)
+
+
+def check_decode(name: str, decode: Any) -> None:
+    """Raise InvalidParameterError unless ``decode`` is one of :data:`DECODE_MODES`."""
+    if not isinstance(decode, str) or decode not in DECODE_MODES:
+        raise InvalidParameterError(f"{name}: decode must be 'reduced' or 'exact', got {decode!r}")
+
+
+def set_decode(extractor: Extractor, decode: str) -> bool:
+    """Have ``extractor`` decode images in mode ``decode`` ("reduced" or "exact"); return
+    whether it does now.
+
+    Sets its ``decode`` parameter, or that of the local extractor an encoding reads images
+    with (``local__decode``; a local extractor given by name becomes an instance only when
+    the mode changes, so that the config, the cache key, stays the same otherwise). An
+    extractor without the parameter (``sift``, most plugins) decodes every image at full
+    size: True for "exact", False for "reduced".
+    """
+    check_decode("decode", decode)
+    params = extractor.get_params(deep=True)
+    for key in ("decode", "local__decode"):
+        if key in params:
+            if params[key] != decode:
+                extractor.set_params(**{key: decode})
+            return True
+    local = params.get("local")
+    if isinstance(local, str):
+        from featkit.registry import create_extractor
+
+        try:
+            named = create_extractor(local)
+        except Exception:  # an unknown name: validate_params reports it
+            return decode == "exact"
+        if "decode" in named.get_params(deep=False):
+            if named.get_params(deep=False)["decode"] != decode:
+                extractor.set_params(local=named.set_params(decode=decode))
+            return True
+    return decode == "exact"
 
 
 class Extractor(TransformerMixin, BaseEstimator):
@@ -139,7 +200,11 @@ class Extractor(TransformerMixin, BaseEstimator):
     def prepare(self, image: Any) -> np.ndarray:
         """Read one image (path, array, bytes, PIL) and convert it to ``input_spec()``."""
         spec = self.input_spec()
-        array = read_image(image, mode=spec.color, dtype=spec.dtype)
+        # "reduced": a large JPEG is decoded at a scale keeping twice spec.size, then resized
+        reduce_to = None
+        if spec.decode == "reduced" and spec.size is not None:
+            reduce_to = reduced_decode_size(spec.size)
+        array = read_image(image, mode=spec.color, dtype=spec.dtype, min_size=reduce_to)
         return array if spec.size is None else resize_image(array, spec.size)
 
     def prepare_many(self, images: Any) -> list[np.ndarray]:

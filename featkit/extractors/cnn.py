@@ -30,7 +30,13 @@ from featkit.extractors.backbones import (
     offline_weights,
     resolve_model_name,
 )
-from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.base import (
+    REDUCED_DECODE_MARGIN,
+    Extractor,
+    InputSpec,
+    check_decode,
+    reduced_decode_size,
+)
 from featkit.extractors.network import Network, network_for
 from featkit.extractors.pooling import POOLINGS, pool
 from featkit.extractors.presets import register_preset
@@ -98,6 +104,15 @@ class CNNExtractor(Extractor):
         blocking, hence their rounding, by the batch shape. None: on the CPU about 400k
         pixels a pass (8 images at 224 px, 32 at 96 px; from 8 to 64), as fast as or
         faster than larger passes there; 32 on a GPU. Halved when a GPU runs out of memory.
+    decode : {"reduced", "exact"}, default="reduced"
+        "reduced": a JPEG whose shorter side is at least 4x the weights' resize size (256
+        px for 224-px crops) is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling),
+        keeping at least twice that size; an image still larger is first shrunk by an
+        integer factor, again keeping twice that size (PIL's ``reducing_gap``); then it is
+        resized and cropped as usual. About 5x faster on 12 MP JPEGs, embeddings at
+        cosine 0.9996 of the full decode's on average. "exact": every image is decoded
+        and resized at full size. Recorded in ``config``: cached rows of the two modes
+        never mix.
     """
 
     version = "1"
@@ -115,6 +130,7 @@ class CNNExtractor(Extractor):
         device: str = "auto",
         precision: str = "auto",
         batch_size: int | None = None,
+        decode: str = "reduced",
     ) -> None:
         self.model = model
         self.layer = layer
@@ -126,6 +142,7 @@ class CNNExtractor(Extractor):
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
+        self.decode = decode
 
     # -- parameters -------------------------------------------------------------------------
     def validate_params(self) -> None:
@@ -150,6 +167,7 @@ class CNNExtractor(Extractor):
             check_int("cnn", "image_size", self.image_size, low=16)
         if self.batch_size is not None:
             check_int("cnn", "batch_size", self.batch_size, low=1)
+        check_decode("cnn", self.decode)
         if self.precision not in PRECISIONS:
             raise InvalidParameterError(
                 f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
@@ -225,7 +243,7 @@ class CNNExtractor(Extractor):
         return config
 
     def input_spec(self) -> InputSpec:
-        return InputSpec(color="rgb", size=None, dtype=np.uint8)
+        return InputSpec(color="rgb", size=None, dtype=np.uint8, decode=self.decode)
 
     # -- preparing images (runs in data-loader workers) --------------------------------------
     def preprocessing(self) -> Preprocessing:
@@ -251,8 +269,19 @@ class CNNExtractor(Extractor):
 
     def prepare(self, image: Any) -> np.ndarray:
         """Read an image and resize/crop it as the weights expect: uint8 (S, S, 3)."""
-        rgb = read_image(image, mode="rgb", dtype=np.uint8)
-        return self.preprocessing()(rgb)
+        prep = self.preprocessing()
+        reduce_to = None
+        if self.decode == "reduced":
+            # Resizing makes the shorter side resize_size (both sides, for "squash"): a JPEG
+            # decoded at a scale that keeps both sides at least twice that is only shrunk,
+            # and still mostly by the weights' own filter (measured: cosine 0.9996 on 12 MP
+            # photos, against 0.9988 when keeping just resize_size, for a fifth more time).
+            side = max(prep.resize_size, prep.crop_size)
+            reduce_to = reduced_decode_size((side, side))
+        rgb = read_image(image, mode="rgb", dtype=np.uint8, min_size=reduce_to)
+        if reduce_to is None:
+            return prep(rgb)
+        return prep(rgb, reducing_gap=REDUCED_DECODE_MARGIN)
 
     # -- running the network ------------------------------------------------------------------
     def _feature_dim(self) -> int | None:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.base import Extractor, InputSpec, check_decode
 from featkit.extractors.lbp import check_grid_fits, grid_cell_index, validate_cell_histograms
 from featkit.registry import register_extractor
 from featkit.validation import is_int
@@ -55,6 +55,12 @@ class ColorHistExtractor(Extractor):
     normalize : {"l1", "none"}, default="l1"
         "l1": each cell's histogram (each channel's, when not joint) sums to 1; "none": raw
         pixel counts.
+    decode : {"reduced", "exact"}, default="reduced"
+        "reduced": a JPEG at least 4x ``size`` on both axes is decoded at 1/2, 1/4 or 1/8
+        scale (libjpeg's DCT scaling), keeping at least twice ``size``, then resized: about
+        5x faster on 12 MP photos, a fraction of a gray level from the full decode.
+        "exact": every image is decoded at full size first. Recorded in ``config``: cached
+        rows of the two modes never mix. No effect with ``size=None``.
     """
 
     version = "1"
@@ -67,6 +73,7 @@ class ColorHistExtractor(Extractor):
         grid: tuple[int, int] = (1, 1),
         size: tuple[int, int] | None = None,
         normalize: str = "l1",
+        decode: str = "reduced",
     ) -> None:
         self.color_space = color_space
         self.bins = bins
@@ -74,6 +81,7 @@ class ColorHistExtractor(Extractor):
         self.grid = grid
         self.size = size
         self.normalize = normalize
+        self.decode = decode
 
     # -- parameters ---------------------------------------------------------------------------
     def _bins(self) -> tuple[int, int, int]:
@@ -82,6 +90,7 @@ class ColorHistExtractor(Extractor):
         return (int(self.bins),) * 3
 
     def validate_params(self) -> None:
+        check_decode("color-hist", self.decode)
         if not isinstance(self.color_space, str) or self.color_space not in _SPACES:
             raise InvalidParameterError(
                 f"color-hist: color_space must be one of {', '.join(map(repr, _SPACES))}, "
@@ -111,7 +120,7 @@ class ColorHistExtractor(Extractor):
 
     def input_spec(self) -> InputSpec:
         size = None if self.size is None else (int(self.size[0]), int(self.size[1]))
-        return InputSpec(color="rgb", size=size, dtype=np.uint8)
+        return InputSpec(color="rgb", size=size, dtype=np.uint8, decode=self.decode)
 
     def _cell_bins(self) -> int:
         bins = self._bins()

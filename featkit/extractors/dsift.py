@@ -69,7 +69,7 @@ import cv2
 import numpy as np
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.base import InputSpec
+from featkit.extractors.base import InputSpec, check_decode
 from featkit.extractors.dsift_kernels import dense_descriptors
 from featkit.extractors.local import LocalExtractor, LocalFeatures
 from featkit.extractors.sift import SIFT_DIM, root_sift
@@ -177,6 +177,12 @@ class DenseSiftExtractor(LocalExtractor):
         Channels described, as vl_phow: gray gives 128-d descriptors; the others describe
         each of 3 channels separately (RGB; HSV with hue scaled to 0..1; opponent colours
         (R-G)/sqrt2, (R+G-2B)/sqrt6, (R+G+B)/sqrt3) and concatenate them (384-d).
+    decode : {"reduced", "exact"}, default="reduced"
+        "reduced": a JPEG at least 4x ``size`` on both axes is decoded at 1/2, 1/4 or 1/8
+        scale (libjpeg's DCT scaling), keeping at least twice ``size``, then resized: about
+        5x faster on 12 MP photos, a fraction of a gray level from the full decode.
+        "exact": every image is decoded at full size first. Recorded in ``config``: cached
+        rows of the two modes never mix. No effect with ``size=None``.
     """
 
     version = "1"
@@ -192,6 +198,7 @@ class DenseSiftExtractor(LocalExtractor):
         root_sift: bool = False,
         size: tuple[int, int] | None = (224, 224),
         color: str = "gray",
+        decode: str = "reduced",
     ) -> None:
         self.step = step
         self.bin_sizes = bin_sizes
@@ -202,10 +209,12 @@ class DenseSiftExtractor(LocalExtractor):
         self.root_sift = root_sift
         self.size = size
         self.color = color
+        self.decode = decode
 
     # -- parameters -------------------------------------------------------------------------------
     def validate_params(self) -> None:
         check_int("dsift", "step", self.step, 1, 4096)
+        check_decode("dsift", self.decode)
         bins = self.bin_sizes
         if isinstance(bins, (list, tuple)):
             if not bins:
@@ -257,6 +266,7 @@ class DenseSiftExtractor(LocalExtractor):
             color="gray" if self.color == "gray" else "rgb",
             size=None if self.size is None else (int(self.size[0]), int(self.size[1])),
             dtype=np.uint8,
+            decode=self.decode,
         )
 
     def descriptor_dim(self) -> int:

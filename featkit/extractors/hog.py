@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.base import Extractor, InputSpec, check_decode
 from featkit.extractors.hog_kernels import HogParams, block_grid, hog_batch
 from featkit.registry import register_extractor
 from featkit.validation import is_int
@@ -185,6 +185,12 @@ class HogExtractor(Extractor):
         (height, width) every image is resized to (area interpolation when shrinking,
         bilinear when enlarging). None keeps native sizes: ``fit`` learns the one size the
         images share and ``transform`` refuses any other.
+    decode : {"reduced", "exact"}, default="reduced"
+        "reduced": a JPEG at least 4x ``size`` on both axes is decoded at 1/2, 1/4 or 1/8
+        scale (libjpeg's DCT scaling), keeping at least twice ``size``, then resized: about
+        5x faster on 12 MP photos, a fraction of a gray level from the full decode.
+        "exact": every image is decoded at full size first. Recorded in ``config``: cached
+        rows of the two modes never mix. No effect with ``size=None``.
     """
 
     version = "1"
@@ -198,6 +204,7 @@ class HogExtractor(Extractor):
         transform_sqrt: bool = False,
         color: str = "gray",
         size: tuple[int, int] | None = (128, 128),
+        decode: str = "reduced",
     ) -> None:
         self.orientations = orientations
         self.pixels_per_cell = pixels_per_cell
@@ -206,6 +213,7 @@ class HogExtractor(Extractor):
         self.transform_sqrt = transform_sqrt
         self.color = color
         self.size = size
+        self.decode = decode
 
     @property
     def requires_fit(self) -> bool:  # type: ignore[override]
@@ -224,6 +232,7 @@ class HogExtractor(Extractor):
         )
 
     def validate_params(self) -> None:
+        check_decode("hog", self.decode)
         params = self._params()
         ppc, cpb = params.pixels_per_cell, params.cells_per_block
         if self.color not in ("gray", "rgb"):
@@ -234,7 +243,7 @@ class HogExtractor(Extractor):
 
     def input_spec(self) -> InputSpec:
         size = None if self.size is None else (int(self.size[0]), int(self.size[1]))
-        return InputSpec(color=self.color, size=size, dtype=np.float32)
+        return InputSpec(color=self.color, size=size, dtype=np.float32, decode=self.decode)
 
     def _image_size(self) -> tuple[int, int] | None:
         if self.size is not None:

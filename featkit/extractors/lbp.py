@@ -10,7 +10,7 @@ import numpy as np
 from skimage.feature import local_binary_pattern
 
 from featkit.exceptions import InvalidParameterError
-from featkit.extractors.base import Extractor, InputSpec
+from featkit.extractors.base import Extractor, InputSpec, check_decode
 from featkit.registry import register_extractor
 from featkit.validation import is_int
 
@@ -148,6 +148,12 @@ class LBPExtractor(Extractor):
         (an image with fewer pixels than the grid has cells then raises ValueError).
     normalize : {"l1", "none"}, default="l1"
         "l1": each cell's histogram sums to 1; "none": raw pixel counts.
+    decode : {"reduced", "exact"}, default="reduced"
+        "reduced": a JPEG at least 4x ``size`` on both axes is decoded at 1/2, 1/4 or 1/8
+        scale (libjpeg's DCT scaling), keeping at least twice ``size``, then resized: about
+        5x faster on 12 MP photos, a fraction of a gray level from the full decode.
+        "exact": every image is decoded at full size first. Recorded in ``config``: cached
+        rows of the two modes never mix. No effect with ``size=None``.
     """
 
     version = "1"
@@ -160,6 +166,7 @@ class LBPExtractor(Extractor):
         grid: tuple[int, int] = (4, 4),
         size: tuple[int, int] | None = (128, 128),
         normalize: str = "l1",
+        decode: str = "reduced",
     ) -> None:
         self.radii = radii
         self.points = points
@@ -167,6 +174,7 @@ class LBPExtractor(Extractor):
         self.grid = grid
         self.size = size
         self.normalize = normalize
+        self.decode = decode
 
     # -- parameters ---------------------------------------------------------------------------
     def _radii(self) -> list[float]:
@@ -181,6 +189,7 @@ class LBPExtractor(Extractor):
         return [int(self.points)] * len(self._radii())
 
     def validate_params(self) -> None:
+        check_decode("lbp", self.decode)
         radii = self.radii if isinstance(self.radii, (tuple, list)) else [self.radii]
         if len(radii) == 0:
             raise InvalidParameterError("lbp: radii must hold at least one radius")
@@ -227,7 +236,7 @@ class LBPExtractor(Extractor):
 
     def input_spec(self) -> InputSpec:
         size = None if self.size is None else (int(self.size[0]), int(self.size[1]))
-        return InputSpec(color="gray", size=size, dtype=np.uint8)
+        return InputSpec(color="gray", size=size, dtype=np.uint8, decode=self.decode)
 
     def _n_bins(self) -> list[int]:
         return [lbp_n_bins(p, self.method) for p in self._points()]
