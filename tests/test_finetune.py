@@ -176,6 +176,17 @@ def test_saved_backbone_is_a_cnn_extractor_with_the_trainers_embeddings(lite0_ru
     assert twin.config["runtime"]["checkpoint"] == extractor.config["runtime"]["checkpoint"]
 
 
+def test_a_torchvision_backbone_fine_tunes_and_loads_back(tiny_data, tmp_path):
+    paths, labels = tiny_data
+    params = {**TINY, "model": "torchvision:resnet18", "strategy": "last:1", "epochs": 1}
+    tuner = FineTuner(**params).fit(paths, labels)
+    assert tuner.trainable_stages_ == ["layer4"]
+    path = tuner.save(tmp_path / "resnet18.safetensors")
+    extractor = finetuned_extractor(path, precision="fp32", batch_size=4)
+    with torch_threads(1):
+        np.testing.assert_array_equal(extractor.transform(paths[:4]), tuner.embed(paths[:4]))
+
+
 def test_the_same_seed_gives_the_same_weights(tiny_data, tiny_run):
     again = FineTuner(**TINY).fit(*tiny_data)
     _assert_same_weights(_weights(again), _weights(tiny_run))

@@ -55,8 +55,12 @@ class ImageClassifier(nn.Module):
         if self.library == "timm":
             return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
         found: dict[str, Any] = {}
+
+        def keep(module: nn.Module, args: tuple[Any, ...]) -> None:
+            found["x"] = args[0]
+
         linear = dict(self.net.named_modules())[self.classifier_name]
-        hook = linear.register_forward_pre_hook(lambda m, args: found.setdefault("x", args[0]))
+        hook = linear.register_forward_pre_hook(keep)
         try:
             self.net(x)
         finally:
