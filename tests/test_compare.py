@@ -157,7 +157,7 @@ def test_resolve_extractors_builds_named_ones_with_their_params_and_skips_missin
         say=said.append,
     )
     assert list(chosen) == ["pixels", "dsift"]  # local ones are compare()'s to leave out
-    assert chosen["pixels"].get_params() == {"size": 8, "color": "gray"}
+    assert chosen["pixels"].get_params() == {"size": 8, "color": "gray", "decode": "reduced"}
     assert skipped == {"no-such-extractor": str(missing.value)}
     assert said == [f"skipping no-such-extractor: {missing.value}"]
 

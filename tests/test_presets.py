@@ -34,10 +34,11 @@ def tiny_rgb():
 def test_a_preset_is_its_base_with_other_defaults(tiny_rgb):
     extractor = featkit.create_extractor("test-tiny-rgb-pixels")
     assert isinstance(extractor, PixelsExtractor) and type(extractor) is tiny_rgb
-    assert extractor.get_params() == {"size": 4, "color": "rgb"}
+    assert extractor.get_params() == {"size": 4, "color": "rgb", "decode": "reduced"}
     assert extractor.name == "test-tiny-rgb-pixels" == extractor.config["name"]
     assert PixelsExtractor.name == "pixels" and PixelsExtractor().get_params()["size"] == 16
-    assert clone(extractor.set_params(size=5)).get_params() == {"size": 5, "color": "rgb"}
+    resized = {"size": 5, "color": "rgb", "decode": "reduced"}
+    assert clone(extractor.set_params(size=5)).get_params() == resized
     copy = pickle.loads(pickle.dumps(extractor))
     assert type(copy) is tiny_rgb and copy.config == extractor.config
     assert repr(tiny_rgb()) == "TinyRgbPixels()"  # scikit-learn reads the preset's defaults
@@ -47,7 +48,8 @@ def test_a_preset_describes_its_defaults_with_its_base_docs(tiny_rgb):
     info = featkit.describe_extractor("test-tiny-rgb-pixels")
     base = featkit.describe_extractor("pixels")
     assert info["summary"] == "Pixels at 4x4 in colour."
-    assert {p["name"]: p["default"] for p in info["parameters"]} == {"size": 4, "color": "rgb"}
+    defaults = {p["name"]: p["default"] for p in info["parameters"]}
+    assert defaults == {"size": 4, "color": "rgb", "decode": "reduced"}
     assert [p["doc"] for p in info["parameters"]] == [p["doc"] for p in base["parameters"]]
     assert "size : int, default=4" in tiny_rgb.__doc__
     assert 'color : {"gray", "rgb"}, default=\'rgb\'' in tiny_rgb.__doc__
