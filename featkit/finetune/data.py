@@ -50,7 +50,9 @@ class ImageRows(torch.utils.data.Dataset):
 
     Indexed by ``(i, epoch)``: image i as ``transform`` makes it in that epoch, seeded by
     (seed, epoch, i). ``items`` are anything :func:`featkit.io.read_image` reads (paths,
-    arrays, bytes, PIL images).
+    arrays, bytes, PIL images); ``read`` turns one into an RGB uint8 array (default: a full
+    decode; evaluation passes the ``cnn`` extractor's ``prepare``, so that predictions and
+    embeddings see the pixels the extractor of the saved backbone will see).
     """
 
     def __init__(
@@ -59,18 +61,21 @@ class ImageRows(torch.utils.data.Dataset):
         labels: np.ndarray,
         transform: Callable[[np.ndarray], np.ndarray],
         seed: int,
+        read: Callable[[Any], np.ndarray] | None = None,
     ) -> None:
         self.items = items
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
         self.seed = int(seed)
+        self.read = read
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, int]:
         i, epoch = key
-        rgb = read_image(self.items[i], mode="rgb", dtype=np.uint8)
+        item = self.items[i]
+        rgb = read_image(item, mode="rgb") if self.read is None else self.read(item)
         image = augment(self.transform, rgb, derive_seed(self.seed, AUGMENT, epoch, i))
         return image, int(self.labels[i])
 
@@ -151,3 +156,8 @@ def _item_digest(item: Any) -> bytes:
         h.update(str(("pil", item.mode, item.size)).encode())
         h.update(item.tobytes())
     return h.digest()
+
+
+def as_is(image: np.ndarray) -> np.ndarray:
+    """The identity transform: images already prepared by ``read``."""
+    return image

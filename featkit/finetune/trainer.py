@@ -34,7 +34,14 @@ from featkit.extractors.backbones import load_backbone, resolve_model_name
 from featkit.extractors.cnn import CNNExtractor
 from featkit.finetune import checkpoint as ckpt
 from featkit.finetune.augment import AUGMENT_PRESETS, build_augment
-from featkit.finetune.data import HEAD, ImageRows, data_hash, derive_seed, validation_split
+from featkit.finetune.data import (
+    HEAD,
+    ImageRows,
+    as_is,
+    data_hash,
+    derive_seed,
+    validation_split,
+)
 from featkit.finetune.loop import TrainingLoop, deterministic, logits_of, torch_threads
 from featkit.finetune.model import ImageClassifier
 from featkit.finetune.schedule import warmup_cosine
@@ -150,6 +157,9 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         The epoch a resumed run continued after; None for a fresh run.
     stages_ : list of str
         The backbone's stages, input first; ``trainable_stages_``, those trained.
+    extractor_ : CNNExtractor
+        The ``cnn`` extractor (base weights) whose reading and preprocessing evaluation
+        and prediction use, as the extractor of the saved backbone does.
     preprocessing_ : Preprocessing
         The evaluation resize and crop (the ``cnn`` extractor's).
     data_hash_ : str
@@ -367,7 +377,13 @@ class FineTuner(ClassifierMixin, BaseEstimator):
                 train_set=ImageRows(
                     [items[i] for i in train_rows], y_index[train_rows], augment, seed
                 ),
-                val_set=ImageRows([items[i] for i in val_rows], y_index[val_rows], prep, seed),
+                val_set=ImageRows(
+                    [items[i] for i in val_rows],
+                    y_index[val_rows],
+                    as_is,
+                    seed,
+                    read=extractor.prepare,
+                ),
                 batch_size=int(self.batch_size),
                 workers=self._resolved_workers(device),
                 device=device,
@@ -400,6 +416,7 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         self.stages_ = [s.name for s in stages]
         self.trainable_stages_ = [stages[i].name for i in trainable]
         self.preprocessing_ = prep
+        self.extractor_ = extractor
         self.data_hash_ = digest
         self.seed_ = seed
         self.device_ = str(device)
@@ -486,7 +503,9 @@ class FineTuner(ClassifierMixin, BaseEstimator):
 
     def _apply(self, images: Any, fn: Any) -> torch.Tensor:
         items, _ = _items_and_labels(images, None, need_labels=False)
-        rows = ImageRows(items, np.zeros(len(items), dtype=np.int64), self.preprocessing_, 0)
+        rows = ImageRows(
+            items, np.zeros(len(items), dtype=np.int64), as_is, 0, read=self.extractor_.prepare
+        )
         device = torch.device(self.device_)
         workers = self._resolved_workers(device) if len(rows) > 4 * self.batch_size else 0
         with torch_threads(self.n_jobs):
