@@ -125,7 +125,7 @@ def run_loader(
     when reading costs at least a tenth of the model's time and there are idle cores for
     them (a GPU model leaves them idle), as many as keep the model fed; a model that
     saturates the CPU reads here (workers would only contend with it for the same cores),
-    unless reading costs as much as the model itself.
+    unless reading costs as much as the model itself: then it starves, and every core reads.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -141,10 +141,14 @@ def run_loader(
         probe, chunks = _split_first(chunks, multiple * math.ceil(PROBE_IMAGES / multiple))
         result, read_s, model_s, busy = _probe_chunk(extractor, dataset, probe)
         share = read_s / model_s
-        idle = effective_n_jobs(-1) - busy
+        cores = effective_n_jobs(-1)
+        idle = cores - busy
+        # Reading slower than the model starves it: every core reads (the model runs in the
+        # gaps). Otherwise workers take only the cores the model leaves idle.
+        room = cores if share >= 1 else math.floor(idle)
         n_workers = 0
-        if chunks and share >= LOADER_MIN_READ_SHARE and (idle >= 1 or share >= 1):
-            wanted = min(math.ceil(1.25 * share), math.floor(max(idle, 1)), MAX_LOADER_WORKERS)
+        if chunks and share >= LOADER_MIN_READ_SHARE and room >= 1:
+            wanted = min(math.ceil(1.25 * share), room, MAX_LOADER_WORKERS)
             chunks = cut_by_cost(chunks, wanted, read_s / len(probe), multiple)
             n_workers = max(1, min(wanted, len(chunks)))
         how.update(read_share=round(share, 3), model_busy_cores=round(busy, 2))
