@@ -149,11 +149,7 @@ class LBPExtractor(Extractor):
     normalize : {"l1", "none"}, default="l1"
         "l1": each cell's histogram sums to 1; "none": raw pixel counts.
     decode : {"reduced", "exact"}, default="reduced"
-        "reduced": a JPEG at least 4x ``size`` on both axes is decoded at 1/2, 1/4 or 1/8
-        scale (libjpeg's DCT scaling), keeping at least twice ``size``, then resized: about
-        5x faster on 12 MP photos, a fraction of a gray level from the full decode.
-        "exact": every image is decoded at full size first. Recorded in ``config``: cached
-        rows of the two modes never mix. No effect with ``size=None``.
+        Large JPEGs at 1/2-1/8 scale, still twice ``size`` (5x faster), or in full: extraction.md.
     """
 
     version = "1"
