@@ -27,11 +27,12 @@ __all__ = [
     "derive_seed",
     "epoch_order",
     "make_loader",
+    "target_order",
     "validation_split",
 ]
 
 # Streams of derive_seed: one per use, so no two uses share random numbers.
-HEAD, EPOCH, ORDER, AUGMENT, SPLIT, LOADER = range(6)
+HEAD, EPOCH, ORDER, AUGMENT, SPLIT, LOADER, TARGET = range(7)
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -161,3 +162,15 @@ def _item_digest(item: Any) -> bytes:
 def as_is(image: np.ndarray) -> np.ndarray:
     """The identity transform: images already prepared by ``read``."""
     return image
+
+
+def target_order(n: int, n_needed: int, seed: int, epoch: int) -> list[int]:
+    """``n_needed`` indices of the n target images for ``epoch``: seeded permutations of
+    all of them, one after another, cut at ``n_needed``."""
+    out: list[int] = []
+    k = 0
+    while len(out) < n_needed:
+        rng = np.random.default_rng(derive_seed(seed, TARGET, epoch, k))
+        out += rng.permutation(n).tolist()
+        k += 1
+    return out[:n_needed]

@@ -13,6 +13,7 @@ computes what an uninterrupted one does.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -21,7 +22,15 @@ from typing import Any
 
 import torch
 
-from featkit.finetune.data import EPOCH, ImageRows, derive_seed, epoch_order, make_loader
+from featkit.finetune.data import (
+    EPOCH,
+    ImageRows,
+    derive_seed,
+    epoch_order,
+    make_loader,
+    target_order,
+)
+from featkit.finetune.domain import DomainLoss
 from featkit.finetune.model import ImageClassifier
 from featkit.finetune.strategy import set_train_mode
 
@@ -59,6 +68,10 @@ class TrainingLoop:
         freeze_bn: bool,
         patience: int | None,
         seed: int,
+        target_set: ImageRows | None = None,
+        domain_loss: DomainLoss | None = None,
+        adapt_weight: float = 1.0,
+        total_steps: int = 1,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -74,6 +87,10 @@ class TrainingLoop:
         self.freeze_bn = freeze_bn
         self.patience = patience
         self.seed = seed
+        self.target_set = target_set
+        self.domain_loss = domain_loss
+        self.adapt_weight = adapt_weight
+        self.total_steps = max(1, int(total_steps))
         self.progress = Progress()
 
     # -- one epoch ------------------------------------------------------------------------
@@ -83,15 +100,30 @@ class TrainingLoop:
         started = time.perf_counter()
         torch.manual_seed(derive_seed(self.seed, EPOCH, epoch))  # dropout, drop-path
         set_train_mode(self.model, self.freeze_bn)
+        order = epoch_order(len(self.train_set), self.seed, epoch)
         loader = make_loader(
             self.train_set,
-            epoch_order(len(self.train_set), self.seed, epoch),
+            order,
             epoch,
             self.batch_size,
             self.workers,
             pin_memory=self.device.type == "cuda",
         )
-        loss, accuracy = self._train(loader)
+        targets = None
+        if self.domain_loss is not None and self.target_set is not None:
+            self.domain_loss.train()
+            # One target batch per source batch: the target images, reshuffled as often
+            # as it takes to cover the epoch's steps.
+            targets = make_loader(
+                self.target_set,
+                target_order(len(self.target_set), len(order), self.seed, epoch),
+                epoch,
+                self.batch_size,
+                self.workers,
+                pin_memory=self.device.type == "cuda",
+            )
+        first_step = epoch * math.ceil(len(order) / self.batch_size)
+        loss, accuracy, extra = self._train(loader, targets, first_step)
         val_loss = val_accuracy = None
         if len(self.val_set):
             logits = logits_of(
@@ -107,6 +139,7 @@ class TrainingLoop:
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
             "lr": float(self.optimizer.param_groups[0]["lr"]),
+            **extra,
             "seconds": round(time.perf_counter() - started, 3),
         }
         self.progress.history.append(row)
@@ -114,15 +147,32 @@ class TrainingLoop:
         self._track_best(row)
         return row
 
-    def _train(self, loader: Any) -> tuple[float, float]:
-        """One pass over the loader: the mean training loss and accuracy."""
+    def _train(self, loader: Any, targets: Any, step: int) -> tuple[float, float, dict]:
+        """One pass over the loader (with a target batch beside each source batch when
+        adapting): the mean training loss and accuracy, and the adaptation's figures."""
         total, correct, seen = 0.0, 0, 0
-        for xb, yb in loader:
+        adapt_total, domain_correct, steps = 0.0, 0.0, 0
+        batches = loader if targets is None else zip(loader, targets, strict=True)
+        for batch in batches:
+            (xb, yb), xt = (batch, None) if targets is None else (batch[0], batch[1][0])
             xb = xb.to(self.device, non_blocking=True)
             yb = yb.to(self.device, non_blocking=True)
+            adapt_loss = None
             with autocast(self.device, self.precision):
-                logits = self.model(xb)
-            loss = self.loss_fn(logits.float(), yb)
+                if xt is None:
+                    logits = self.model(xb)
+                else:
+                    # One forward pass over both domains: BatchNorm normalises them together.
+                    xt = xt.to(self.device, non_blocking=True)
+                    embedded = self.model.embed(torch.cat([xb, xt]))
+                    source, target = embedded[: len(xb)], embedded[len(xb) :]
+                    logits = self.model.head(source)
+            class_loss = self.loss_fn(logits.float(), yb)
+            loss = class_loss
+            if xt is not None:
+                progress = min(1.0, (step + steps) / self.total_steps)
+                adapt_loss = self.domain_loss(source.float(), target.float(), progress)
+                loss = class_loss + self.adapt_weight * adapt_loss
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -133,10 +183,19 @@ class TrainingLoop:
                 self.optimizer.step()
             self.scheduler.step()
             n = len(yb)
-            total += float(loss.detach()) * n
+            total += float(class_loss.detach()) * n
             correct += int((logits.detach().argmax(1) == yb).sum())
             seen += n
-        return total / max(seen, 1), correct / max(seen, 1)
+            steps += 1
+            if adapt_loss is not None:
+                adapt_total += float(adapt_loss.detach())
+                domain_correct += getattr(self.domain_loss, "accuracy", 0.0)
+        extra: dict[str, Any] = {}
+        if targets is not None:
+            extra["adapt_loss"] = adapt_total / max(steps, 1)
+            if hasattr(self.domain_loss, "accuracy"):
+                extra["domain_accuracy"] = domain_correct / max(steps, 1)
+        return total / max(seen, 1), correct / max(seen, 1), extra
 
     def _track_best(self, row: dict[str, Any]) -> None:
         """Keep the best epoch's weights (validation accuracy, then loss); count the epochs
@@ -174,6 +233,7 @@ class TrainingLoop:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "domain_loss": None if self.domain_loss is None else self.domain_loss.state_dict(),
             # Not dataclasses.asdict, which would deep-copy the best weights once more.
             "progress": {f.name: getattr(self.progress, f.name) for f in fields(Progress)},
         }
@@ -184,6 +244,8 @@ class TrainingLoop:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.domain_loss is not None and state.get("domain_loss") is not None:
+            self.domain_loss.load_state_dict(state["domain_loss"])
         self.progress = Progress(**state["progress"])
 
 

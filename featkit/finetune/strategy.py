@@ -36,6 +36,7 @@ __all__ = [
     "Strategy",
     "apply_strategy",
     "backbone_stages",
+    "domain_groups",
     "param_groups",
     "set_train_mode",
 ]
@@ -203,13 +204,23 @@ def param_groups(
         )
     groups = []
     for name, group_lr, params in named:
-        decay = [p for _, p in params if p.ndim > 1]
-        no_decay = [p for _, p in params if p.ndim <= 1]
-        for kind, ps, wd in (("decay", decay, weight_decay), ("no_decay", no_decay, 0.0)):
-            if ps:
-                groups.append(
-                    {"params": ps, "lr": group_lr, "weight_decay": wd, "name": f"{name}/{kind}"}
-                )
+        groups += _decay_groups(name, group_lr, [p for _, p in params], weight_decay)
+    return groups
+
+
+def domain_groups(module: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups of a domain discriminator, at ``lr``."""
+    return _decay_groups("domain", lr, list(module.parameters()), weight_decay)
+
+
+def _decay_groups(name: str, lr: float, params: list, weight_decay: float) -> list[dict]:
+    """Weight decay for matrices, none for tensors of one dimension (biases, norms)."""
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = []
+    for kind, ps, wd in (("decay", decay, weight_decay), ("no_decay", no_decay, 0.0)):
+        if ps:
+            groups.append({"params": ps, "lr": lr, "weight_decay": wd, "name": f"{name}/{kind}"})
     return groups
 
 

@@ -36,16 +36,24 @@ from featkit.finetune import checkpoint as ckpt
 from featkit.finetune.augment import AUGMENT_PRESETS, build_augment
 from featkit.finetune.data import (
     HEAD,
+    TARGET,
     ImageRows,
     as_is,
     data_hash,
     derive_seed,
     validation_split,
 )
+from featkit.finetune.domain import ADAPT_METHODS, make_domain_loss
 from featkit.finetune.loop import TrainingLoop, deterministic, logits_of, torch_threads
 from featkit.finetune.model import ImageClassifier
 from featkit.finetune.schedule import warmup_cosine
-from featkit.finetune.strategy import Strategy, apply_strategy, backbone_stages, param_groups
+from featkit.finetune.strategy import (
+    Strategy,
+    apply_strategy,
+    backbone_stages,
+    domain_groups,
+    param_groups,
+)
 from featkit.hardware import cpu_bf16_kernels
 from featkit.validation import check_bool, check_float, check_int, is_int
 
@@ -130,6 +138,16 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         Seeds everything: the head, the validation split, the order of each epoch, each
         image's augmentation, dropout. The same seed gives the same weights on the same CPU
         and thread count (in fp32; bf16 too on one machine). None: a fresh seed (``seed_``).
+    adapt : {"none", "dann", "deep-coral", "mmd"}, default="none"
+        Deep domain adaptation towards the unlabelled ``target_images`` given to
+        :meth:`fit`: a domain-adversarial discriminator behind a gradient-reversal layer
+        (DANN), the Deep CORAL covariance loss, or DAN's multi-kernel MMD, on the pooled
+        embeddings of a source and a target batch at every step
+        (:mod:`featkit.finetune.domain`). Needs trainable backbone stages (not
+        ``strategy="head"``).
+    adapt_weight : float, default=1.0
+        The adaptation loss's weight against the classification loss (DANN's reversed
+        gradient also ramps from 0 to this weight over the run).
     checkpoint_dir : str, optional
         Write the resumable state there after every epoch, and resume from it: a run killed
         after epoch k and started again with the same parameters and data continues from
@@ -153,6 +171,11 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         The epoch whose weights were kept (1-based).
     best_val_accuracy_ : float or None
     stopped_early_ : bool
+    adapt_ : str
+        The adaptation method ("none" without target images).
+    target_hash_ : str or None
+        The data hash of the target images (None without adaptation).
+    n_target_ : int
     resumed_from_ : int or None
         The epoch a resumed run continued after; None for a fresh run.
     stages_ : list of str
@@ -194,6 +217,8 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         num_workers: int | None = None,
         n_jobs: int | None = None,
         random_state: int | None = 0,
+        adapt: str = "none",
+        adapt_weight: float = 1.0,
         checkpoint_dir: str | os.PathLike | None = None,
         verbose: bool = False,
     ) -> None:
@@ -218,6 +243,8 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         self.num_workers = num_workers
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.adapt = adapt
+        self.adapt_weight = adapt_weight
         self.checkpoint_dir = checkpoint_dir
         self.verbose = verbose
 
@@ -281,6 +308,16 @@ class FineTuner(ClassifierMixin, BaseEstimator):
             )
         if self.random_state is not None:
             check_int(name, "random_state", self.random_state, low=0)
+        if self.adapt not in ADAPT_METHODS:
+            raise InvalidParameterError(
+                f"{name}: adapt must be one of {', '.join(ADAPT_METHODS)}; got {self.adapt!r}"
+            )
+        if self.adapt != "none" and Strategy.parse(self.strategy).kind == "head":
+            raise InvalidParameterError(
+                f"{name}: adapt={self.adapt!r} trains the backbone to align the domains, but "
+                "strategy='head' freezes it; use strategy='last:N' or 'full'"
+            )
+        check_float(name, "adapt_weight", self.adapt_weight, low=0.0)
         if self.checkpoint_dir is not None and not isinstance(
             self.checkpoint_dir, (str, os.PathLike)
         ):
@@ -309,11 +346,13 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         return min(8, cores - 1) if device.type == "cuda" else min(4, cores // 4)
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, images: Any, y: Any = None) -> FineTuner:
+    def fit(self, images: Any, y: Any = None, target_images: Any = None) -> FineTuner:
         """Fine-tune on ``images`` (paths, arrays, bytes, PIL images, or a labelled
-        :class:`~featkit.data.Dataset`) with labels ``y`` (the Dataset's when None)."""
+        :class:`~featkit.data.Dataset`) with labels ``y`` (the Dataset's when None); with
+        ``adapt``, towards the unlabelled ``target_images`` (any of the same kinds)."""
         self._validate_params()
         items, y = _items_and_labels(images, y)
+        target_items = self._target_items(target_images)
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -330,7 +369,10 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         prep = extractor.preprocessing()  # the cnn extractor's, with its checks
         precision = self._resolved_precision(device, prep.crop_size)
         digest = data_hash(items, y)
-        fingerprint = self._fingerprint(digest, device, precision)
+        target_digest = None
+        if target_items is not None:
+            target_digest = data_hash(target_items, np.zeros(0, dtype=np.int64))
+        fingerprint = self._fingerprint(digest, device, precision, target_digest)
         state = self._saved_state(fingerprint)
         if state is not None:
             seed = int(state["seed"])  # equal to random_state, or the one drawn for None
@@ -352,17 +394,23 @@ class FineTuner(ClassifierMixin, BaseEstimator):
             stages = backbone_stages(model.net, backbone.library, model.classifier_name)
             trainable = Strategy.parse(self.strategy).trainable(stages)
             apply_strategy(model.net, stages, trainable)
-            optimizer = torch.optim.AdamW(
-                param_groups(
-                    model,
-                    stages,
-                    trainable,
-                    lr=float(self.lr),
-                    layer_decay=float(self.layer_decay),
-                    weight_decay=float(self.weight_decay),
-                ),
+            # Built right after the head, from the same seeded stream: the discriminator's
+            # initial weights depend on the seed only.
+            domain_loss = None
+            if target_items is not None:
+                domain_loss = make_domain_loss(self.adapt, model.head.in_features).to(device)
+            groups = param_groups(
+                model,
+                stages,
+                trainable,
                 lr=float(self.lr),
+                layer_decay=float(self.layer_decay),
+                weight_decay=float(self.weight_decay),
             )
+            if domain_loss is not None and any(True for _ in domain_loss.parameters()):
+                # The discriminator learns at the head's rate.
+                groups += domain_groups(domain_loss, float(self.lr), float(self.weight_decay))
+            optimizer = torch.optim.AdamW(groups, lr=float(self.lr))
             steps_per_epoch = math.ceil(len(train_rows) / self.batch_size)
             scheduler = warmup_cosine(
                 optimizer,
@@ -370,6 +418,14 @@ class FineTuner(ClassifierMixin, BaseEstimator):
                 int(self.epochs) * steps_per_epoch,
             )
             augment = build_augment(self.augment, prep)
+            target_set = None
+            if target_items is not None:
+                target_set = ImageRows(
+                    target_items,
+                    np.full(len(target_items), -1, dtype=np.int64),
+                    augment,
+                    derive_seed(seed, TARGET),  # not the source images' augmentation seeds
+                )
             loop = TrainingLoop(
                 model,
                 optimizer,
@@ -392,6 +448,10 @@ class FineTuner(ClassifierMixin, BaseEstimator):
                 freeze_bn=bool(freeze_bn),
                 patience=self.patience,
                 seed=seed,
+                target_set=target_set,
+                domain_loss=domain_loss,
+                adapt_weight=float(self.adapt_weight),
+                total_steps=int(self.epochs) * steps_per_epoch,
             )
             resumed_from = None
             if state is not None:
@@ -425,6 +485,9 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         self.n_train_ = len(train_rows)
         self.n_val_ = len(val_rows)
         self.base_weights_ = backbone.weights
+        self.adapt_ = self.adapt
+        self.target_hash_ = target_digest
+        self.n_target_ = 0 if target_items is None else len(target_items)
         return self
 
     def _run(self, loop: TrainingLoop, fingerprint: str) -> None:
@@ -464,13 +527,44 @@ class FineTuner(ClassifierMixin, BaseEstimator):
             )
         return state
 
-    def _fingerprint(self, digest: str, device: torch.device, precision: str) -> str:
+    def _target_items(self, target_images: Any) -> list[Any] | None:
+        """The target images as a list (None without adaptation), checked against
+        ``adapt``."""
+        if self.adapt == "none":
+            if target_images is not None:
+                raise InvalidParameterError(
+                    "FineTuner.fit got target_images but adapt='none': choose a method "
+                    "(adapt='dann', 'deep-coral' or 'mmd') to adapt towards them"
+                )
+            return None
+        if target_images is None:
+            raise InvalidParameterError(
+                f"FineTuner(adapt={self.adapt!r}) needs unlabelled target images: "
+                "fit(images, y, target_images=...)"
+            )
+        items, _ = _items_and_labels(target_images, None, need_labels=False)
+        if len(items) < 2:
+            raise InvalidParameterError(
+                f"adapt={self.adapt!r} needs at least 2 target images, got {len(items)}"
+            )
+        return items
+
+    def _fingerprint(
+        self, digest: str, device: torch.device, precision: str, target: str | None
+    ) -> str:
         params = {
             k: str(v) if isinstance(v, os.PathLike) else v
             for k, v in self.get_params(deep=False).items()
             if k not in _NOT_IN_FINGERPRINT
         }
-        payload = {"params": params, "data": digest, "device": device.type, "precision": precision}
+        payload = {
+            "params": params,
+            "data": digest,
+            "device": device.type,
+            "precision": precision,
+        }
+        if target is not None:  # absent without adaptation: earlier runs still resume
+            payload["target"] = target
         return json.dumps(payload, sort_keys=True, default=str)
 
     # -- using the fitted network -----------------------------------------------------------
@@ -540,6 +634,9 @@ class FineTuner(ClassifierMixin, BaseEstimator):
             "best_epoch": self.best_epoch_,
             "validation_accuracy": self.best_val_accuracy_,
             "stopped_early": self.stopped_early_,
+            "adapt": self.adapt_,
+            "target_hash": self.target_hash_,
+            "n_target": self.n_target_,
             "seed": self.seed_,
             "precision": self.precision_,
             "device": self.device_,
