@@ -10,7 +10,7 @@
 augmentation presets; ``strategy.py``: stages, freezing, layer-wise learning rates;
 ``schedule.py``: warm-up and cosine decay; ``data.py``: seeded data loading, validation
 split, data hash; ``model.py``: backbone plus head; ``checkpoint.py``: resumable state and
-the safetensors export). See docs/finetune.md.
+the safetensors export; ``domain.py``: deep domain adaptation losses). See docs/finetune.md.
 """
 
 from featkit.finetune.augment import AUGMENT_PRESETS, build_augment
