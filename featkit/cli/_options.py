@@ -73,7 +73,8 @@ report_options = stack(
         "--classifiers",
         default="knn,svm,probe",
         show_default=True,
-        help="Comma-separated presets: knn, svm, rbf-svm, logreg, probe.",
+        help="Comma-separated presets: knn, svm, rbf-svm, logreg, probe; in compare also "
+        "finetune (fine-tunes each cnn extractor's network on the training images).",
     ),
     click.option("--protocol", default="holdout", show_default=True, help=_PROTOCOL_HELP),
     path_option(

@@ -3,12 +3,15 @@
 Features are extracted once per extractor, or once per distinct set of training images for
 extractors that learn from images (a BoVW codebook is fitted on the training rows of each
 split, never on test rows), then every classifier is fitted and scored on every split.
+A classifier that trains on images (``finetune``) fine-tunes each ``cnn`` extractor's
+network on the same split's training images instead (:mod:`featkit.evaluate.image_learners`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,6 +20,12 @@ import numpy as np
 
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
+from featkit.evaluate.image_learners import (
+    image_split,
+    learner_for_extractor,
+    learns_from_images,
+    score_images,
+)
 from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, make_protocol
 from featkit.evaluate.provenance import job_provenance
@@ -116,7 +125,10 @@ def compare(
     extractors : names, {name: extractor}, or None
         None: :func:`default_extractors`; those not installed are skipped with a message.
     classifiers : names or {name: estimator}
-        Presets (``knn``, ``svm``, ``rbf-svm``, ``logreg``, ``probe``) or your estimators.
+        Presets (``knn``, ``svm``, ``rbf-svm``, ``logreg``, ``probe``, ``finetune``) or your
+        estimators. ``finetune`` (or your :class:`~featkit.finetune.FineTuner`, whose
+        backbone parameters are replaced by the extractor's) fine-tunes each ``cnn``
+        extractor's network on the training images; other extractors get no such row.
     protocol : str or Protocol
         ``holdout``, ``kfold[:K]``, ``fewshot[:N[xR]]``, ``domains`` (see
         :mod:`featkit.evaluate.protocols`).
@@ -146,13 +158,18 @@ def compare(
         dataset = dataset.subset(dataset.labels >= 0)
     proto = make_protocol(protocol, seed=seed, test_size=test_size)
     splits = proto.splits(dataset.labels, dataset.splits, dataset.domains)
-    estimators = resolve_classifiers(classifiers, seed=seed)
+    estimators = resolve_classifiers(classifiers, seed=seed, images=True)
+    on_features = {n: e for n, e in estimators.items() if not learns_from_images(e)}
+    on_images = {n: e for n, e in estimators.items() if learns_from_images(e)}
     chosen, skipped = resolve_extractors(extractors, dataset=dataset, say=say)
     _leave_out_local(chosen, skipped, say)
     if device is not None:
         for extractor in chosen.values():
             if "device" in extractor.get_params():
                 extractor.set_params(device=device)
+    learners = _image_learners(chosen, on_images, on_features, progress, say)
+    if on_images and cache_dir is not None:
+        say(f"{', '.join(on_images)}: not cached, retrained on every run")
     if decode is not None:
         for name, extractor in chosen.items():
             if not set_decode(extractor, decode):
@@ -166,26 +183,44 @@ def compare(
     kwargs = {"n_jobs": n_jobs, "cache_dir": cache_dir, "progress": progress}
     scores = None if cache_dir is None else ScoreCache(cache_dir)
     for name, extractor in chosen.items():
+        if not on_features and not learners.get(name):
+            continue  # nothing to score on its features
         extract_s = 0.0
         name_rows: list[ScoreRow] = []
+        image_rows: list[ScoreRow] = []
         for part in extract_for_splits(name, extractor, dataset, splits, say=say, **kwargs):
             extract_s += part.seconds
             configs[name] = part.extractor.config
             features = part.features
+            failed = len(features.failed)
             for split in part.splits:
-                scored = score_split(
-                    features,
-                    split,
-                    estimators,
-                    protocol=proto.name,
-                    extractor=name,
-                    cache=scores,
-                    log=say,
-                )
-                name_rows += [replace(row, n_failed=len(features.failed)) for row in scored]
+                if on_features:
+                    scored = score_split(
+                        features,
+                        split,
+                        on_features,
+                        protocol=proto.name,
+                        extractor=name,
+                        cache=scores,
+                        log=say,
+                    )
+                    name_rows += [replace(row, n_failed=failed) for row in scored]
+                if learners.get(name):
+                    # The images whose features the other classifiers of this split saw.
+                    tuned = score_images(
+                        dataset,
+                        image_split(split, features.ids, dataset),
+                        learners[name],
+                        protocol=proto.name,
+                        extractor=name,
+                        log=say,
+                    )
+                    image_rows += [replace(row, n_failed=failed) for row in tuned]
             if view is not None and name not in views:
                 views[name] = project_2d(features.X, features.y, view, seed)
-        rows += [replace(row, extract_s=round(extract_s, 3)) for row in name_rows]
+        # A fine-tuned network reads the images, not the extracted features: its time is
+        # its fit_s, and its extract_s stays 0.
+        rows += [replace(row, extract_s=round(extract_s, 3)) for row in name_rows] + image_rows
 
     provenance = job_provenance(
         "compare",
@@ -197,8 +232,57 @@ def compare(
         seed=seed,
         unlabelled_left_out=unlabelled,
         label_counts=np.bincount(dataset.labels, minlength=dataset.n_classes).tolist(),
+        **_learner_provenance(learners),
     )
     return EvaluationResult(rows=rows, provenance=provenance, skipped=skipped, views=views)
+
+
+def _image_learners(
+    chosen: Mapping[str, Extractor],
+    on_images: Mapping[str, Any],
+    on_features: Mapping[str, Any],
+    progress: bool | None,
+    say: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """``{extractor: {classifier: learner}}``: each image learner set up to fine-tune each
+    ``cnn`` extractor's network; other extractors get none, with one line saying so. An
+    error when that leaves nothing to score."""
+    if not on_images:
+        return {}
+    # The learner's bar follows compare's progress bars: None, only on a terminal.
+    verbose = progress if progress is not None else sys.stderr.isatty()
+    out: dict[str, dict[str, Any]] = {}
+    for name, extractor in chosen.items():
+        mine = {
+            c: learner_for_extractor(extractor, learner, verbose=verbose, say=say)
+            for c, learner in on_images.items()
+        }
+        out[name] = {c: learner for c, learner in mine.items() if learner is not None}
+        if not out[name]:
+            say(
+                f"{', '.join(on_images)}: no row for {name} (it fine-tunes a cnn extractor's "
+                "network)"
+            )
+    if not on_features and not any(out.values()):
+        raise InvalidParameterError(
+            f"{', '.join(on_images)} fine-tunes a cnn extractor's network, and none of "
+            f"{', '.join(chosen)} is one: add cnn to the extractors, or a feature classifier"
+        )
+    return out
+
+
+def _learner_provenance(learners: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"image_learners": {method: parameters}}`` for the provenance, when there are any:
+    the description of a preset does not say which network it fine-tuned."""
+    described = {
+        f"{extractor} + {classifier}": {
+            k: str(v) if isinstance(v, os.PathLike) else v
+            for k, v in learner.get_params(deep=False).items()
+        }
+        for extractor, by_name in learners.items()
+        for classifier, learner in by_name.items()
+    }
+    return {"image_learners": described} if described else {}
 
 
 def resolve_extractors(

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, clone
 
 from featkit.classify.presets import make_classifier
+from featkit.evaluate.image_learners import refuse_image_learners
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
@@ -34,11 +35,12 @@ __all__ = ["evaluate_features", "resolve_classifiers", "score_split"]
 
 
 def resolve_classifiers(
-    classifiers: ClassifierSpec, *, seed: int = 0
+    classifiers: ClassifierSpec, *, seed: int = 0, images: bool = False
 ) -> dict[str, ClassifierMixin]:
     """``{name: unfitted estimator}`` from preset names or a ``{name: estimator}`` mapping.
 
-    Unknown preset names fail here, before any extraction or fitting.
+    Unknown preset names fail here, before any extraction or fitting, and so do learners
+    that train on images (``finetune``) unless the job has the images (``images=True``).
     """
     if isinstance(classifiers, Mapping):
         out = dict(classifiers)
@@ -46,6 +48,8 @@ def resolve_classifiers(
         out = {name: make_classifier(name, seed=seed) for name in classifiers}
     if not out:
         raise InvalidParameterError("no classifiers to evaluate")
+    if not images:
+        refuse_image_learners(out)
     return out
 
 
@@ -66,6 +70,7 @@ def score_split(
     scikit-learn metrics, fit and predict times, and the hyper-parameters a sweep chose.
     With a ``cache``, a classifier already scored on the same features is not refitted.
     """
+    refuse_image_learners(classifiers)  # they would fail on feature rows, less clearly
     train, test = features.subset(split.train), features.subset(split.test)
     data_key = None if cache is None else cache.data_key(train, test)
     rows = []
