@@ -6,9 +6,10 @@ Python call away: ``list_extractors``, ``describe_extractor``, ``extract``, ``Fe
 
 One module a family of commands: :mod:`~featkit.cli.extractors` (list, describe,
 new-plugin), :mod:`~featkit.cli.extract`, :mod:`~featkit.cli.evaluate` (compare, adapt,
-evaluate, probe), :mod:`~featkit.cli.index` (the index group) and :mod:`~featkit.cli.info`,
-with the helpers and options they share in ``_common`` and ``_options``; this one holds the
-``featkit`` group and :func:`main`, the console script's entry point.
+evaluate, probe), :mod:`~featkit.cli.finetune`, :mod:`~featkit.cli.index` (the index group)
+and :mod:`~featkit.cli.info`, with the helpers and options they share in ``_common`` and
+``_options``; this one holds the ``featkit`` group and :func:`main`, the console script's
+entry point.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from featkit.cli._common import EXIT_FAILED_IMAGES, EXIT_USAGE, parse_params, pa
 from featkit.cli.evaluate import adapt_command, compare_command, evaluate_command, probe_command
 from featkit.cli.extract import extract_command
 from featkit.cli.extractors import describe_command, list_command, new_plugin_command
+from featkit.cli.finetune import finetune_command
 from featkit.cli.index import index_group
 from featkit.cli.info import info_command
 from featkit.exceptions import FeatkitError
@@ -68,6 +70,7 @@ for _command in (
     adapt_command,
     evaluate_command,
     probe_command,
+    finetune_command,
     index_group,
     info_command,
 ):
