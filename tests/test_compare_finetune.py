@@ -24,7 +24,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 import featkit
-from featkit.classify import make_classifier
+from featkit.classify import FaissKNNClassifier, make_classifier
 from featkit.classify.presets import FINETUNE_SETTINGS
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate import compare, evaluate_features
@@ -74,7 +74,7 @@ def test_the_finetune_row_equals_an_independent_fine_tuning(sketches):
     result = compare(
         sketches,
         extractors={"cnn": _cnn()},
-        classifiers={"knn": make_classifier("knn"), "finetune": tuner},
+        classifiers={"knn": FaissKNNClassifier(5, metric="cosine"), "finetune": tuner},
         view=None,
     )
     rows = {r.method: r for r in result.rows}
@@ -142,7 +142,7 @@ def test_extractors_that_are_not_cnns_get_no_finetune_row_and_a_line(sketches):
     result = compare(
         sketches,
         extractors=["pixels"],
-        classifiers={"knn": make_classifier("knn"), "finetune": FineTuner(**TINY)},
+        classifiers={"knn": FaissKNNClassifier(5), "finetune": FineTuner(**TINY)},
         view=None,
         log=lines.append,
     )
