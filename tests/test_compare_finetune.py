@@ -28,7 +28,11 @@ from featkit.classify import FaissKNNClassifier, make_classifier
 from featkit.classify.presets import FINETUNE_SETTINGS
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate import compare, evaluate_features
-from featkit.evaluate.image_learners import learner_for_extractor, learns_from_images
+from featkit.evaluate.image_learners import (
+    learner_for_extractor,
+    learns_from_images,
+    score_images,
+)
 from featkit.evaluate.protocols import Split
 from featkit.evaluate.scoring import resolve_classifiers, score_split
 from featkit.exceptions import InvalidParameterError
@@ -210,3 +214,41 @@ def test_cli_compare_with_finetune_end_to_end(tmp_path):
     (row,) = [r for r in doc["results"] if r["classifier"] == "finetune"]
     assert row["n_test"] == 5 and 0 <= row["accuracy"] <= 1
     assert "`finetune`: the cnn extractor's network fine-tuned" in (out / "report.md").read_text()
+
+
+def test_score_images_gives_target_images_to_fit_for_deep_adaptation(sketches):
+    """The path ``adapt`` can take: the test domain's images, unlabelled, go to ``fit``."""
+    requires_pacs()
+    photos = load_dataset(PACS / "photo")
+    photos = photos.subset(np.isin(photos.labels, [0, 1, 2])).sample_per_class(3)
+    targets = list(photos.items)
+    rows = np.arange(len(sketches))
+    split = Split("sketch→photo", rows[::2], rows[1::2], rows[::2], {"source": "s"})
+    settings = {**TINY, "image_size": 32, "adapt": "deep-coral"}
+    (row,) = score_images(
+        sketches,
+        split,
+        {"finetune": FineTuner(**settings)},
+        protocol="domains",
+        extractor="cnn",
+        aligner="deep-coral",
+        target_images=targets,
+    )
+    assert row.method == "cnn + deep-coral + finetune" and row.source == "s"
+    names = np.asarray(sketches.class_names)
+    mine = FineTuner(**settings).fit(
+        [sketches.items[i] for i in rows[::2]], names[sketches.labels[::2]], target_images=targets
+    )
+    assert mine.adapt_ == "deep-coral"
+    pred = mine.predict([sketches.items[i] for i in rows[1::2]])
+    truth = names[sketches.labels[1::2]]
+    assert row.confusion_matrix == confusion_matrix(truth, pred, labels=names).tolist()
+    # Without them the learner refuses to train: score_images must pass them on.
+    with pytest.raises(InvalidParameterError, match="needs unlabelled target images"):
+        score_images(
+            sketches,
+            split,
+            {"finetune": FineTuner(**settings)},
+            protocol="domains",
+            extractor="cnn",
+        )
