@@ -119,7 +119,7 @@ def main() -> None:
                     fs, ft = aligner.transform_source(fs), aligner.transform_target(ft)
                 clf = make_classifier("svm", seed=seed).fit(fs, ys[train])
                 accuracy = float(np.mean(clf.predict(ft) == yt))
-                epochs = None
+                epochs_run = None
             else:
                 tuner = FineTuner(
                     strategy=args.strategy,
@@ -138,7 +138,7 @@ def main() -> None:
                 target_images = None if method == "none" else [xt[i] for i in unlabelled]
                 tuner.fit([xs[i] for i in train], ys[train], target_images=target_images)
                 accuracy = float(tuner.score(xt, yt))
-                epochs = tuner.n_epochs_
+                epochs_run = tuner.n_epochs_
             seconds = time.perf_counter() - started
             row = {
                 "source": source,
@@ -147,8 +147,8 @@ def main() -> None:
                 "method": method,
                 "accuracy": accuracy,
                 "seconds": round(seconds, 1),
-                "epochs": epochs,
                 **setting,
+                "epochs_run": epochs_run,
             }
             print(json.dumps(row), flush=True)
             with args.out.open("a") as f:
