@@ -112,7 +112,8 @@ def compare_command(
     "--align",
     default="none,coral,sa",
     show_default=True,
-    help="Comma-separated aligners: none, pca, lda, sa, coral, tca, jda.",
+    help="Comma-separated aligners: none, pca, lda, sa, coral, tca, jda; deep methods "
+    "(fine-tune the cnn network towards the target): dann, deep-coral, mmd.",
 )
 @click.option(
     "-A",
@@ -120,14 +121,16 @@ def compare_command(
     "align_params",
     multiple=True,
     metavar="NAME.KEY=VALUE",
-    help="A parameter of one aligner (repeatable), e.g. -A sa.n_components=40.",
+    help="A parameter of one aligner (repeatable), e.g. -A sa.n_components=40, "
+    "-A dann.epochs=5 (a FineTuner parameter).",
 )
 @click.option(
     "--classifiers",
     "--classifier",
     default="svm",
     show_default=True,
-    help="Comma-separated presets: svm, logreg, knn, probe, rbf-svm.",
+    help="Comma-separated presets: svm, logreg, knn, probe, rbf-svm; finetune (the cnn "
+    "network fine-tuned on the source alone, with aligner none).",
 )
 @click.option(
     "--pairs",
@@ -165,8 +168,7 @@ def adapt_command(
 ) -> None:
     """Train on one domain, test on another, before and after alignment: the domain-pair
     matrix (rows: methods, columns: shifts, then the average) and a report folder."""
-    from featkit.align import make_aligner
-    from featkit.evaluate.adapt import adapt
+    from featkit.evaluate.adapt import adapt, make_adaptation
     from featkit.registry import create_extractor
 
     if data is None and (source is None or target is None):
@@ -178,7 +180,9 @@ def adapt_command(
     unknown = set(per_aligner) - set(names)
     if unknown:
         raise InvalidParameterError(f"-A {sorted(unknown)[0]}.KEY: that aligner is not in --align")
-    aligners = {name: make_aligner(name, **per_aligner.get(name, {})) for name in names}
+    aligners = {
+        name: make_adaptation(name, seed=seed, **per_aligner.get(name, {})) for name in names
+    }
     shifts = None
     if pairs:
         shifts = []

@@ -5,12 +5,19 @@ images), then for every ordered pair of domains and every aligner, the aligner i
 on the source rows and the unlabelled target rows, each classifier is trained on the
 aligned source and scored on the aligned target: the domain-pair matrix of domain
 adaptation papers, one row per method.
+
+Deep domain adaptation (``dann``, ``deep-coral``, ``mmd``) sits beside the aligners: the
+``cnn`` extractor's network is fine-tuned on the source images towards the unlabelled
+target images (:class:`~featkit.finetune.FineTuner` with ``adapt=``), and its own head is
+scored on the target: the row ``cnn + dann + finetune``. The ``finetune`` classifier with
+the ``none`` aligner is the same fine-tuning without the adaptation loss, its control.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -22,6 +29,13 @@ from sklearn.base import clone
 from featkit.align import ALIGNER_DESCRIPTIONS, ALIGNERS, Aligner, make_aligner
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
+from featkit.evaluate.image_learners import (
+    describe_learners,
+    image_split,
+    learner_for_extractor,
+    learns_from_images,
+    score_images,
+)
 from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import DomainPairs, Split
 from featkit.evaluate.provenance import job_provenance
@@ -36,13 +50,27 @@ from featkit.registry import create_extractor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_ALIGNERS", "adapt", "source_target_dataset"]
+__all__ = [
+    "DEEP_METHODS",
+    "DEFAULT_ALIGNERS",
+    "adapt",
+    "make_adaptation",
+    "source_target_dataset",
+]
 
 DEFAULT_ALIGNERS = ("none", "coral", "sa")
+#: Deep domain adaptation methods, by ``FineTuner(adapt=...)`` name (featkit.finetune.domain).
+DEEP_METHODS = ("dann", "deep-coral", "mmd")
+#: What a deep method's row is scored with: the fine-tuned network's own head.
+DEEP_CLASSIFIER = "finetune"
+DEEP_DESCRIPTION = (
+    "the cnn extractor's network fine-tuned on the source images towards the unlabelled "
+    "target images (featkit.finetune), scored with its own head"
+)
 #: The view drawn for "before alignment".
 BEFORE = "none"
 
-AlignerSpec = Sequence[str] | Mapping[str, Aligner | None]
+AlignerSpec = Sequence[str] | Mapping[str, Any]
 
 
 def adapt(
@@ -76,10 +104,16 @@ def adapt(
         The features to align (``cnn``, ``hog`` ...).
     aligners : names or {name: aligner}
         ``none`` (no alignment), ``pca``, ``lda``, ``sa``, ``coral``, ``tca``, ``jda``
-        (:func:`featkit.align.make_aligner`), or your own aligners by name.
+        (:func:`featkit.align.make_aligner`), or your own aligners by name; and the deep
+        methods ``dann``, ``deep-coral``, ``mmd`` (or your
+        :class:`~featkit.finetune.FineTuner` with ``adapt`` set), which fine-tune a ``cnn``
+        extractor's network towards the target images (:func:`make_adaptation`) and are
+        scored with its own head (classifier ``finetune``).
     classifiers : names or {name: estimator}
         Presets (``svm``, ``logreg``, ``knn``, ``probe``, ``rbf-svm``) or your estimators;
-        trained on the (aligned) source only.
+        trained on the (aligned) source only. ``finetune`` fine-tunes the ``cnn``
+        extractor's network on the source images alone (rows of the ``none`` aligner): the
+        control of the deep methods.
     pairs : [(source, target)], optional
         The shifts to run (default: every ordered pair of domains).
     seed, n_jobs, device, decode, cache_dir, progress, view, log
@@ -97,14 +131,18 @@ def adapt(
         dataset = dataset.subset(dataset.labels >= 0)
     protocol = DomainPairs(pairs)
     splits = protocol.splits(dataset.labels, dataset.splits, dataset.domains)
-    chosen_aligners = _resolve_aligners(aligners)
-    estimators = resolve_classifiers(classifiers, seed=seed)
+    chosen_aligners, deep = _resolve_aligners(aligners, seed)
+    estimators = resolve_classifiers(classifiers, seed=seed, images=True)
+    on_features = {n: e for n, e in estimators.items() if not learns_from_images(e)}
+    on_images = {n: e for n, e in estimators.items() if learns_from_images(e)}
     name, ex = _resolve_extractor(extractor, device)
+    learners = _image_learners(name, ex, chosen_aligners, on_images, deep, progress, say)
     if decode is not None and not set_decode(ex, decode):
         say(f"{name} decodes every image at full size (decode={decode!r} does not apply)")
     say(
         f"{dataset.name}: {len(dataset)} images, domains {', '.join(dataset.domain_names)}; "
-        f"{len(splits)} shifts x {len(chosen_aligners)} aligners x {len(estimators)} classifiers"
+        f"{len(splits)} shifts x {len(chosen_aligners)} aligners x {len(on_features)} "
+        f"classifiers" + (f", and {', '.join(learners)}" if learners else "")
     )
     announce_runtimes({name: ex}, say)
 
@@ -115,12 +153,33 @@ def adapt(
     config: dict[str, Any] = {}
     extract_s = 0.0
     view_shift: str | None = None  # the views show the first shift
+    image_rows: list[ScoreRow] = []
     for part in extract_for_splits(name, ex, dataset, splits, say=say, **kwargs):
         extract_s += part.seconds
         config = part.extractor.config
+        failed = len(part.features.failed)
         for split in part.splits:
             if view is not None and view_shift is None:
                 view_shift = split.name
+            if learners:
+                # The images whose features the aligners of this shift saw.
+                images = image_split(split, part.features.ids, dataset)
+                target_images = dataset.subset(images.test).items
+                for method, learner in learners.items():
+                    aligner_name = method.split(" + ")[1]
+                    tuned = score_images(
+                        dataset,
+                        images,
+                        {DEEP_CLASSIFIER: learner},
+                        protocol=protocol.name,
+                        extractor=name,
+                        aligner=aligner_name,
+                        target_images=None if aligner_name == BEFORE else target_images,
+                        log=say,
+                    )
+                    image_rows += [replace(row, n_failed=failed) for row in tuned]
+            if not on_features:
+                continue
             for aligner_name, aligner in chosen_aligners.items():
                 started = time.perf_counter()
                 aligned, local = _align(part.features, split, aligner)
@@ -128,20 +187,21 @@ def adapt(
                 scored = score_split(
                     aligned,
                     local,
-                    estimators,
+                    on_features,
                     protocol=protocol.name,
                     extractor=name,
                     aligner=aligner_name,
                     cache=scores,
                     log=say,
                 )
-                failed = len(part.features.failed)
                 rows += [replace(row, align_s=round(align_s, 4), n_failed=failed) for row in scored]
                 if view is not None and split.name == view_shift:
                     _add_views(
                         views, part.features, split, aligner_name, aligned, local, view, seed
                     )
-    rows = [replace(row, extract_s=round(extract_s, 3)) for row in rows]
+    # A fine-tuned network reads the images, not the extracted features: its extract_s
+    # stays 0, its time is its fit_s.
+    rows = [replace(row, extract_s=round(extract_s, 3)) for row in rows] + image_rows
 
     provenance = job_provenance(
         "adapt",
@@ -152,7 +212,11 @@ def adapt(
         estimators=estimators,
         seed=seed,
         unlabelled_left_out=unlabelled,
-        aligners={a: _describe_aligner(a, al) for a, al in chosen_aligners.items()},
+        aligners={
+            **{a: _describe_aligner(a, al) for a, al in chosen_aligners.items()},
+            **{m: f"FineTuner(adapt={m!r}): {DEEP_DESCRIPTION}" for m in deep},
+        },
+        **describe_learners({method: {DEEP_CLASSIFIER: lr} for method, lr in learners.items()}),
     )
     return EvaluationResult(rows=rows, provenance=provenance, views=views)
 
@@ -206,19 +270,87 @@ def _load(
     return source_target_dataset(source, target)
 
 
-def _resolve_aligners(aligners: AlignerSpec) -> dict[str, Aligner | None]:
+def make_adaptation(name: str, *, seed: int = 0, **params: Any) -> Any:
+    """An aligner (:func:`featkit.align.make_aligner`; None for ``"none"``), or for a deep
+    method (``dann``, ``deep-coral``, ``mmd``) an unfitted
+    :class:`~featkit.finetune.FineTuner` with the ``finetune`` classifier's settings,
+    ``adapt=name`` and ``params`` (FineTuner parameters, e.g. ``epochs=5``)."""
+    key = str(name).strip().lower()
+    if key not in DEEP_METHODS:
+        return make_aligner(key, **params)
+    from featkit.classify.presets import FINETUNE_SETTINGS
+    from featkit.finetune import FineTuner
+
+    settings = {**FINETUNE_SETTINGS, "random_state": seed, **params, "adapt": key}
+    try:
+        return FineTuner(**settings)
+    except TypeError as error:  # an unknown keyword
+        raise InvalidParameterError(f"{key}: {error}") from None
+
+
+def _resolve_aligners(
+    aligners: AlignerSpec, seed: int
+) -> tuple[dict[str, Aligner | None], dict[str, Any]]:
+    """The shallow aligners by name, and the deep methods' unfitted FineTuners by name."""
     if isinstance(aligners, Mapping):
-        chosen = dict(aligners)
+        given = dict(aligners)
     else:
-        chosen = {str(a).strip().lower(): make_aligner(a) for a in aligners}
-    if not chosen:
+        given = {str(a).strip().lower(): make_adaptation(a, seed=seed) for a in aligners}
+    if not given:
         raise InvalidParameterError("no aligners: give at least 'none'")
-    for name, aligner in chosen.items():
-        if aligner is not None and not isinstance(aligner, Aligner):
+    chosen, deep = {}, {}
+    for name, aligner in given.items():
+        if learns_from_images(aligner):
+            if getattr(aligner, "adapt", "none") == "none":
+                raise InvalidParameterError(
+                    f"aligner {name!r} is a FineTuner without adapt: give it adapt='dann', "
+                    "'deep-coral' or 'mmd' (plain fine-tuning is the 'finetune' classifier)"
+                )
+            deep[name] = aligner
+        elif aligner is not None and not isinstance(aligner, Aligner):
             raise InvalidParameterError(
                 f"aligner {name!r} is a {type(aligner).__name__}, not a featkit.align.Aligner"
             )
-    return chosen
+        else:
+            chosen[name] = aligner
+    return chosen, deep
+
+
+def _image_learners(
+    name: str,
+    extractor: Extractor,
+    aligners: Mapping[str, Aligner | None],
+    on_images: Mapping[str, Any],
+    deep: Mapping[str, Any],
+    progress: bool | None,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """``{"extractor + aligner": learner}``: the deep methods and, with the ``none``
+    aligner, the image classifiers (plain fine-tuning), each set up to fine-tune the
+    extractor's network."""
+    wanted = {f"{name} + {method}": learner for method, learner in deep.items()}
+    if on_images and BEFORE not in aligners:
+        say(f"{', '.join(on_images)}: fine-tunes without alignment, so only with aligner 'none'")
+    elif on_images:
+        if len(on_images) > 1:
+            raise InvalidParameterError(
+                f"one classifier that trains on images at most, got {', '.join(on_images)}"
+            )
+        wanted[f"{name} + {BEFORE}"] = next(iter(on_images.values()))
+    if not wanted:
+        return {}
+    # The learners' bars follow adapt's progress bars: None, only on a terminal.
+    verbose = progress if progress is not None else sys.stderr.isatty()
+    out = {}
+    for method, learner in wanted.items():
+        mine = learner_for_extractor(extractor, learner, verbose=verbose, say=say)
+        if mine is None:
+            raise InvalidParameterError(
+                f"{method.split(' + ')[1]} fine-tunes a cnn extractor's network; "
+                f"{name} is not one (use -e cnn, or a cnn/MODEL alias)"
+            )
+        out[method] = mine
+    return out
 
 
 def _describe_aligner(name: str, aligner: Aligner | None) -> str:

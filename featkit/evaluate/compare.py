@@ -21,6 +21,7 @@ import numpy as np
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
 from featkit.evaluate.image_learners import (
+    describe_learners,
     image_split,
     learner_for_extractor,
     learns_from_images,
@@ -232,7 +233,7 @@ def compare(
         seed=seed,
         unlabelled_left_out=unlabelled,
         label_counts=np.bincount(dataset.labels, minlength=dataset.n_classes).tolist(),
-        **_learner_provenance(learners),
+        **describe_learners(learners),
     )
     return EvaluationResult(rows=rows, provenance=provenance, skipped=skipped, views=views)
 
@@ -269,20 +270,6 @@ def _image_learners(
             f"{', '.join(chosen)} is one: add cnn to the extractors, or a feature classifier"
         )
     return out
-
-
-def _learner_provenance(learners: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``{"image_learners": {method: parameters}}`` for the provenance, when there are any:
-    the description of a preset does not say which network it fine-tuned."""
-    described = {
-        f"{extractor} + {classifier}": {
-            k: str(v) if isinstance(v, os.PathLike) else v
-            for k, v in learner.get_params(deep=False).items()
-        }
-        for extractor, by_name in learners.items()
-        for classifier, learner in by_name.items()
-    }
-    return {"image_learners": described} if described else {}
 
 
 def resolve_extractors(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKBONE_PARAMS",
+    "describe_learners",
     "image_split",
     "learner_for_extractor",
     "learns_from_images",
@@ -200,3 +202,17 @@ def _chosen(learner: Any) -> dict[str, float]:
     if getattr(learner, "best_val_accuracy_", None) is None:
         return {}
     return {"epoch": float(learner.best_epoch_)}
+
+
+def describe_learners(learners: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"image_learners": {method: parameters}}`` for the provenance, when there are any:
+    the description of a preset does not say which network it fine-tuned."""
+    described = {
+        f"{extractor} + {classifier}": {
+            k: str(v) if isinstance(v, os.PathLike) else v
+            for k, v in learner.get_params(deep=False).items()
+        }
+        for extractor, by_name in learners.items()
+        for classifier, learner in by_name.items()
+    }
+    return {"image_learners": described} if described else {}
