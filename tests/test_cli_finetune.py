@@ -23,9 +23,10 @@ from safetensors.torch import load_file
 
 import featkit
 from featkit.cli import cli, parse_params
-from featkit.cli.finetune import AUGMENT_CHOICES, finetune_command
+from featkit.cli.finetune import ADAPT_CHOICES, AUGMENT_CHOICES, finetune_command
 from featkit.data import load_dataset
 from featkit.finetune import AUGMENT_PRESETS, FineTuner, read_record
+from featkit.finetune.domain import ADAPT_METHODS
 from featkit.finetune.loop import torch_threads
 from tests.conftest import featkit_command
 from tests.test_compare_finetune import copy_sketches
@@ -205,7 +206,8 @@ def test_the_options_default_to_the_trainers_defaults():
     for name in (
         "model", "strategy", "augment", "epochs", "batch_size", "lr", "image_size",
         "validation_fraction", "patience", "precision", "device", "n_jobs", "num_workers",
-        "random_state", "checkpoint_dir",
+        "random_state", "checkpoint_dir", "adapt", "adapt_weight",
     ):  # fmt: skip
         assert options[name] == defaults[name], name
     assert AUGMENT_CHOICES == AUGMENT_PRESETS
+    assert ADAPT_CHOICES == ADAPT_METHODS

@@ -21,10 +21,14 @@ from featkit.exceptions import DatasetError, InvalidParameterError
 #: The files written to --out: the backbone (and its .json record beside it), the history.
 BACKBONE = "backbone.safetensors"
 HISTORY = "history"
-#: FineTuner's augmentation presets (featkit.finetune.AUGMENT_PRESETS; a test keeps them
-#: equal), listed here so that ``featkit --help`` does not import torch.
+#: FineTuner's augmentation presets and adaptation methods (featkit.finetune.AUGMENT_PRESETS
+#: and featkit.finetune.domain.ADAPT_METHODS; a test keeps them equal), listed here so that
+#: ``featkit --help`` does not import torch.
 AUGMENT_CHOICES = ("none", "light", "classic", "randaugment", "trivialaugment")
+ADAPT_CHOICES = ("none", "dann", "deep-coral", "mmd")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+#: The history's columns of an adapting run, before "seconds".
+ADAPT_COLUMNS = ("adapt_loss", "domain_accuracy")
 
 
 def _patience(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -128,6 +132,25 @@ def _patience(ctx: click.Context, param: click.Parameter, value: str) -> int | N
     default=None,
     help="Hold out this share of DATA (its own test split when it has one) and score on it.",
 )
+@click.option(
+    "--target-data",
+    default=None,
+    help="Unlabelled images of the domain to adapt to (with --adapt); labels are not used.",
+)
+@click.option(
+    "--adapt",
+    type=click.Choice(ADAPT_CHOICES),
+    default="none",
+    show_default=True,
+    help="Deep domain adaptation towards --target-data: DANN, Deep CORAL or DAN's MMD.",
+)
+@click.option(
+    "--adapt-weight",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Weight of the adaptation loss against the classification loss.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def finetune_command(
@@ -152,6 +175,9 @@ def finetune_command(
     checkpoint_dir: Path | None,
     test_data: str | None,
     test_size: float | None,
+    target_data: str | None,
+    adapt: str,
+    adapt_weight: float,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -167,6 +193,10 @@ def finetune_command(
 
     if test_data is not None and test_size is not None:
         raise click.UsageError("give --test-data or --test-size, not both")
+    if (adapt == "none") != (target_data is None):
+        raise click.UsageError(
+            "--adapt and --target-data go together: the method, and the images it adapts to"
+        )
     out = out.expanduser()
     _check_out(out)  # fail now, not after the training
     tuner = FineTuner(
@@ -184,6 +214,8 @@ def finetune_command(
         num_workers=num_workers,
         n_jobs=n_jobs,
         random_state=seed,
+        adapt=adapt,
+        adapt_weight=adapt_weight,
         checkpoint_dir=None if checkpoint_dir is None else checkpoint_dir.expanduser(),
         verbose=not quiet,
     )
@@ -197,13 +229,17 @@ def finetune_command(
     elif test_data is not None:
         test = _labelled(load_dataset(test_data), "--test-data", quiet)
         _check_test_classes(train, test)  # now, not after the training
+    target = None
+    if target_data is not None:
+        target = load_dataset(target_data).items  # unlabelled: any labels are ignored
     if not quiet:
+        towards = "" if target is None else f", adapting ({adapt}) to {len(target)} images"
         echo_err(
             f"fine-tuning {model} ({strategy}, augment {augment}) on {len(train)} images of "
-            f"{len(set(train.labels.tolist()))} classes"
+            f"{len(set(train.labels.tolist()))} classes{towards}"
         )
     started = time.perf_counter()
-    tuner.fit(train)
+    tuner.fit(train, target_images=target)
     seconds = time.perf_counter() - started
     path = tuner.save(out / BACKBONE)
     _write_history(tuner.history_, out / HISTORY)
@@ -257,7 +293,9 @@ def _write_history(history: list[dict[str, Any]], stem: Path) -> None:
     """The per-epoch history as ``stem.json`` and ``stem.csv``."""
     stem.with_suffix(".json").write_text(json.dumps(history, indent=2) + "\n")
     with open(stem.with_suffix(".csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        present = [c for c in ADAPT_COLUMNS if history and c in history[0]]
+        columns = [*HISTORY_COLUMNS[:-1], *present, HISTORY_COLUMNS[-1]]
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
 
