@@ -102,8 +102,8 @@ def test_data_without_domains_is_refused(digit_folder):
 
 
 def test_unknown_aligner_fails_before_extraction(two_domain_folder):
-    with pytest.raises(InvalidParameterError, match="unknown aligner 'gfk'"):
-        adapt(two_domain_folder, extractor="pixels", aligners=("none", "gfk"))
+    with pytest.raises(InvalidParameterError, match="unknown aligner 'no-such-aligner'"):
+        adapt(two_domain_folder, extractor="pixels", aligners=("none", "no-such-aligner"))
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -148,7 +148,7 @@ def test_cli_adapt_writes_the_report(two_domain_folder, tmp_path):
         ((), "give --data"),
         (("-d", "x", "--source", "y", "--target", "z"), "not both"),
         (("-d", "{data}", "-a", "none", "-A", "sa.n_components=2"), "not in --align"),
-        (("-d", "{data}", "-a", "none,gfk"), "unknown aligner"),
+        (("-d", "{data}", "-a", "none,no-such-aligner"), "unknown aligner"),
         (("-d", "{data}", "--pairs", "sharp-soft"), "SOURCE:TARGET"),
     ],
 )

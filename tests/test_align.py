@@ -461,8 +461,8 @@ def test_bad_parameters_are_reported(aligner, message):
 def test_make_aligner():
     assert make_aligner("none") is None
     assert make_aligner("coral", reg=0.5).reg == 0.5
-    with pytest.raises(InvalidParameterError, match="unknown aligner 'gfk'"):
-        make_aligner("gfk")
+    with pytest.raises(InvalidParameterError, match="unknown aligner 'no-such-aligner'"):
+        make_aligner("no-such-aligner")
     with pytest.raises(InvalidParameterError, match="no parameter lam"):
         make_aligner("coral", lam=1)
 

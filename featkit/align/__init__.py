@@ -9,12 +9,14 @@ the plain two-array forms.
 - :class:`SubspaceAlignment`: subspace alignment (Fernando et al. 2013).
 - :class:`TCA`: transfer component analysis (Pan et al. 2011).
 - :class:`JDA`: joint distribution adaptation (Long et al. 2013).
+- :class:`GFK`: the geodesic flow kernel (Gong et al. 2012).
 - :class:`SharedPCA`, :class:`SharedLDA`: one projection for both domains.
 """
 
 from featkit.align.base import Aligner, align_domains
 from featkit.align.coral import CORAL
 from featkit.align.domains import check_domains, stack_domains
+from featkit.align.gfk import GFK
 from featkit.align.jda import JDA
 from featkit.align.pipeline import SelectSource, make_da_pipeline
 from featkit.align.presets import ALIGNER_DESCRIPTIONS, ALIGNERS, make_aligner
@@ -26,6 +28,7 @@ __all__ = [
     "ALIGNERS",
     "ALIGNER_DESCRIPTIONS",
     "CORAL",
+    "GFK",
     "JDA",
     "TCA",
     "Aligner",

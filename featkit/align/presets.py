@@ -6,6 +6,7 @@ from typing import Any
 
 from featkit.align.base import Aligner
 from featkit.align.coral import CORAL
+from featkit.align.gfk import GFK
 from featkit.align.jda import JDA
 from featkit.align.reducers import SharedLDA, SharedPCA
 from featkit.align.subspace import SubspaceAlignment
@@ -22,6 +23,7 @@ ALIGNERS: dict[str, type[Aligner]] = {
     "coral": CORAL,
     "tca": TCA,
     "jda": JDA,
+    "gfk": GFK,
 }
 
 ALIGNER_DESCRIPTIONS = {
@@ -32,6 +34,7 @@ ALIGNER_DESCRIPTIONS = {
     "coral": "CORAL (Sun et al. 2016): source re-coloured, reg=1, each domain centred",
     "tca": "TCA (Pan et al. 2011), linear kernel, 30 components, mu=1",
     "jda": "JDA (Long et al. 2013), linear, 100 components, lambda=0.1, 10 iterations, 1-NN",
+    "gfk": "GFK (Gong et al. 2012): geodesic flow kernel between 20-d principal subspaces",
 }
 
 
