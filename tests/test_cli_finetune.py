@@ -28,7 +28,7 @@ from featkit.data import load_dataset
 from featkit.finetune import AUGMENT_PRESETS, FineTuner, read_record
 from featkit.finetune.domain import ADAPT_METHODS
 from featkit.finetune.loop import torch_threads
-from tests.conftest import featkit_command
+from tests.conftest import PACS, featkit_command, requires_pacs
 from tests.test_compare_finetune import copy_sketches
 
 SETTINGS = {
@@ -192,6 +192,9 @@ def test_mistakes_give_one_line_and_exit_2(args, message, sketches, tmp_path):
         (["--augment", "heavy"], "Invalid value for '--augment'"),
         (["--test-size", "1.5"], "Invalid value for '--test-size'"),
         (["--test-size", "0.2", "--test-data", "x"], "give --test-data or --test-size, not both"),
+        (["--adapt", "dann"], "--adapt and --target-data go together"),
+        (["--target-data", "x"], "--adapt and --target-data go together"),
+        (["--adapt", "coral", "--target-data", "x"], "Invalid value for '--adapt'"),
     ],
 )
 def test_bad_options_are_usage_errors(args, message, tmp_path):
@@ -211,3 +214,30 @@ def test_the_options_default_to_the_trainers_defaults():
         assert options[name] == defaults[name], name
     assert AUGMENT_CHOICES == AUGMENT_PRESETS
     assert ADAPT_CHOICES == ADAPT_METHODS
+
+
+def test_adapting_to_target_images_is_the_trainers(sketches, tmp_path):
+    """--adapt with --target-data: the trainer's weights with the same target images."""
+    photos = tmp_path / "photos"
+    requires_pacs()
+    for folder in sorted(p for p in sketches.iterdir() if p.is_dir()):
+        (photos / folder.name).mkdir(parents=True)
+        for f in sorted((PACS / "photo" / folder.name).iterdir())[:4]:
+            (photos / folder.name / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "out"
+    args = ["finetune", "--data", str(photos), "--out", str(out), *ARGS]
+    args += ["--target-data", str(sketches), "--adapt", "deep-coral", "--epochs", "1", "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    record = read_record(out / "backbone.safetensors")
+    assert record["adapt"] == "deep-coral"
+    assert record["n_target"] == len(load_dataset(sketches))
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    assert header[-2:] == ["adapt_loss", "seconds"]  # no discriminator: no domain_accuracy
+
+    mine = FineTuner(**{**SETTINGS, "epochs": 1}, adapt="deep-coral", num_workers=0, n_jobs=1)
+    with torch_threads(1):
+        mine.fit(load_dataset(photos), target_images=load_dataset(sketches).items)
+    saved = load_file(out / "backbone.safetensors")
+    for key, value in mine.model_.net.state_dict().items():
+        torch.testing.assert_close(saved[key], value, rtol=0, atol=0, msg=key)

@@ -112,7 +112,7 @@ def compare_command(
     "--align",
     default="none,coral,sa",
     show_default=True,
-    help="Comma-separated aligners: none, pca, lda, sa, coral, tca, jda; deep methods "
+    help="Comma-separated aligners: none, pca, lda, sa, coral, tca, jda, gfk; deep methods "
     "(fine-tune the cnn network towards the target): dann, deep-coral, mmd.",
 )
 @click.option(

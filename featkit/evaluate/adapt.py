@@ -103,7 +103,7 @@ def adapt(
     extractor : name or Extractor
         The features to align (``cnn``, ``hog`` ...).
     aligners : names or {name: aligner}
-        ``none`` (no alignment), ``pca``, ``lda``, ``sa``, ``coral``, ``tca``, ``jda``
+        ``none`` (no alignment), ``pca``, ``lda``, ``sa``, ``coral``, ``tca``, ``jda``, ``gfk``
         (:func:`featkit.align.make_aligner`), or your own aligners by name; and the deep
         methods ``dann``, ``deep-coral``, ``mmd`` (or your
         :class:`~featkit.finetune.FineTuner` with ``adapt`` set), which fine-tune a ``cnn``
