@@ -27,7 +27,7 @@ from safetensors import safe_open
 from sklearn.base import clone
 
 import featkit
-from featkit.exceptions import InvalidParameterError
+from featkit.exceptions import FeatkitError, InvalidParameterError
 from featkit.extractors.backbones import Preprocessing, load_backbone
 from featkit.finetune import AUGMENT_PRESETS, FineTuner, finetuned_extractor, read_record
 from featkit.finetune.augment import build_augment
@@ -174,6 +174,28 @@ def test_saved_backbone_is_a_cnn_extractor_with_the_trainers_embeddings(lite0_ru
     copy.write_bytes(path.read_bytes())
     twin = featkit.create_extractor("cnn", checkpoint=str(copy), image_size=64, precision="fp32")
     assert twin.config["runtime"]["checkpoint"] == extractor.config["runtime"]["checkpoint"]
+
+
+def test_a_saved_fine_tuner_loads_back_and_predicts_as_before(lite0_run, tmp_path):
+    tuner, paths, labels = lite0_run
+    path = tuner.save(tmp_path / "saved")
+    assert (tmp_path / "saved.head.safetensors").is_file()
+    record = read_record(path)
+    assert record["head"] == "saved.head.safetensors"
+    assert [row["epoch"] for row in record["history"]] == [1, 2, 3]
+
+    loaded = FineTuner.load(tmp_path / "saved.json")  # the record or the weights' path
+    assert list(loaded.classes_) == list(tuner.classes_)
+    assert loaded.checkpoint == str(path) and loaded.strategy == tuner.strategy
+    images = paths[:8]
+    with torch_threads(1):
+        np.testing.assert_array_equal(loaded.predict_proba(images), tuner.predict_proba(images))
+    assert loaded.score(paths, labels) == tuner.score(paths, labels)
+    assert loaded.history_ == json.loads(json.dumps(tuner.history_))
+    # Without its head, a backbone is an extractor only, and says so.
+    (tmp_path / "saved.head.safetensors").unlink()
+    with pytest.raises(FeatkitError, match=r"no head beside .*saved.head.safetensors"):
+        FineTuner.load(path)
 
 
 def test_a_torchvision_backbone_fine_tunes_and_loads_back(tiny_data, tmp_path):

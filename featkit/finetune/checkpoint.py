@@ -12,7 +12,9 @@ moment leaves the previous epoch's state whole. torch's format, read back with
 pickle at all), with the record in the file's metadata and beside it as ``.json``. The
 state dict is the network's own (with its untrained ImageNet classifier), so it loads
 strictly into the architecture it came from: ``create_extractor("cnn", model=...,
-checkpoint=...)`` reads it back.
+checkpoint=...)`` reads it back. The new head goes to its own file,
+``<name>.head.safetensors`` (:func:`export_head`), so that ``FineTuner.load`` can
+predict again without the backbone file holding keys its architecture lacks.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ __all__ = [
     "RECORD_FORMAT",
     "STATE_FILE",
     "export_backbone",
+    "export_head",
     "finetuned_extractor",
+    "head_path",
+    "load_head",
     "load_state",
     "read_record",
     "save_state",
@@ -108,6 +113,36 @@ def export_backbone(
     sidecar = path.with_suffix(".json")
     sidecar.write_text(text + "\n", encoding="utf-8")
     return path, sidecar
+
+
+def head_path(path: str | os.PathLike) -> Path:
+    """Where the head of the backbone exported to ``path`` is: ``<name>.head.safetensors``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".safetensors") + ".head.safetensors")
+
+
+def export_head(head: torch.nn.Linear, path: str | os.PathLike) -> Path:
+    """Write the linear head's ``weight`` and ``bias`` beside the backbone at ``path``."""
+    from safetensors.torch import save_file
+
+    target = head_path(path)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in head.state_dict().items()}
+    save_file(tensors, str(target))
+    return target
+
+
+def load_head(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The head saved beside the backbone at ``path`` (an error naming the file if it is
+    missing)."""
+    from safetensors.torch import load_file
+
+    target = head_path(path)
+    if not target.is_file():
+        raise FeatkitError(
+            f"no head beside {str(path)!r} (expected {target.name}): the backbone loads as "
+            "a cnn extractor (finetuned_extractor), but predicting needs its head"
+        )
+    return load_file(str(target))
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:

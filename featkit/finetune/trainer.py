@@ -609,11 +609,13 @@ class FineTuner(ClassifierMixin, BaseEstimator):
 
     # -- saving -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fine-tuned backbone to ``path`` (``.safetensors``, added when missing)
-        and its record beside it (``.json``): base model, strategy, data hash, epochs,
-        validation accuracy. ``create_extractor("cnn", model=self.model,
-        checkpoint=path, image_size=self.image_size)`` (or
-        :func:`featkit.finetune.finetuned_extractor`) loads it. Returns the path."""
+        """Write the fine-tuned backbone to ``path`` (``.safetensors``, added when missing),
+        its record beside it (``.json``: base model, strategy, data hash, epochs, validation
+        accuracy, history) and its head (``.head.safetensors``).
+        ``create_extractor("cnn", model=self.model, checkpoint=path,
+        image_size=self.image_size)`` (or :func:`featkit.finetune.finetuned_extractor`)
+        loads the backbone as an extractor; :meth:`load`, the whole classifier. Returns the
+        path."""
         check_is_fitted(self, "model_")
         library, architecture = resolve_model_name(self.model)
         record = {
@@ -644,8 +646,67 @@ class FineTuner(ClassifierMixin, BaseEstimator):
             "versions": _versions(),
             "extractor": {"name": "cnn", "model": self.model, "image_size": self.image_size},
         }
-        saved, _ = ckpt.export_backbone(self.model_.net, path, record)
+        saved = Path(path)
+        if saved.suffix != ".safetensors":
+            saved = saved.with_name(saved.name + ".safetensors")
+        record["head"] = ckpt.head_path(saved).name
+        record["history"] = [{k: _jsonable(v) for k, v in row.items()} for row in self.history_]
+        saved, _ = ckpt.export_backbone(self.model_.net, saved, record)
+        ckpt.export_head(self.model_.head, saved)
         return saved
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **params: Any) -> FineTuner:
+        """A fitted FineTuner from what :meth:`save` wrote (the backbone, its head and its
+        record): it predicts as the saved one did. ``params`` change parameters that do not
+        touch the weights (``device``, ``precision``, ``batch_size``, ``n_jobs`` ...);
+        fitting it again starts from the saved weights."""
+        path = Path(path)
+        if path.suffix == ".json":
+            path = path.with_suffix(".safetensors")
+        record = ckpt.read_record(path)
+        head = ckpt.load_head(path)
+        known = cls._get_param_names()
+        saved = {k: v for k, v in record["params"].items() if k in known}
+        saved.update(checkpoint=str(path), checkpoint_dir=None)
+        tuner = cls(**{**saved, **params})
+        tuner._validate_params()
+        device = torch.device(resolve_torch_device(tuner.device, "FineTuner"))
+        extractor = CNNExtractor(
+            model=tuner.model,
+            pretrained=tuner.pretrained,
+            checkpoint=str(path),
+            image_size=tuner.image_size,
+        )
+        prep = extractor.preprocessing()
+        backbone = load_backbone(tuner.model, pretrained=tuner.pretrained, checkpoint=str(path))
+        classes = np.asarray(record["classes"])
+        with torch.random.fork_rng(devices=_rng_devices(device)):  # the head's init draws
+            model = ImageClassifier(backbone, len(classes), prep.crop_size)
+        model.head.load_state_dict(head)
+        tuner.model_ = model.to(device).eval()
+        tuner.classes_ = classes
+        tuner.extractor_ = extractor
+        tuner.preprocessing_ = prep
+        tuner.device_ = str(device)
+        tuner.precision_ = tuner._resolved_precision(device, prep.crop_size)
+        tuner.history_ = list(record.get("history", []))
+        tuner.n_epochs_ = record["epochs"]
+        tuner.best_epoch_ = record["best_epoch"]
+        tuner.best_val_accuracy_ = record["validation_accuracy"]
+        tuner.stopped_early_ = record["stopped_early"]
+        tuner.resumed_from_ = None
+        tuner.stages_ = None  # not recorded; trainable_stages_ is
+        tuner.trainable_stages_ = record["trainable_stages"]
+        tuner.data_hash_ = record["data_hash"]
+        tuner.seed_ = record["seed"]
+        tuner.freeze_bn_ = None
+        tuner.n_train_, tuner.n_val_ = record["n_train"], record["n_val"]
+        tuner.base_weights_ = record["base_weights"]
+        tuner.adapt_ = record.get("adapt", "none")
+        tuner.target_hash_ = record.get("target_hash")
+        tuner.n_target_ = record.get("n_target", 0)
+        return tuner
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
