@@ -258,9 +258,10 @@ class LBPExtractor(Extractor):
             out.append(codes)
         return out
 
-    def n_bins(self) -> list[int]:
-        """Histogram bins per cell at each radius (code values run from 0 to bins - 1)."""
-        return self._n_bins()
+    def circles(self) -> list[tuple[float, int, int]]:
+        """(radius, points P, histogram bins) of each code image, in :meth:`code_images`'
+        order; codes run from 0 to bins - 1."""
+        return list(zip(self._radii(), self._points(), self._n_bins(), strict=True))
 
     def _transform_one(self, image: np.ndarray) -> np.ndarray:
         rows, cols = int(self.grid[0]), int(self.grid[1])
