@@ -164,11 +164,18 @@ def test_dsift_picture_marks_every_descriptor_centre(cat_png: Path) -> None:
         for dx in (-1, 0, 1):
             expected[xy[:, 1] + dy, xy[:, 0] + dx] = True
     np.testing.assert_array_equal((image == CENTRE_COLOR).all(axis=2), expected)
-    # each bin size's patch: 4 x 4 bins, 4 * bin pixels wide
-    for bin_size, color in zip((4, 7), PATCH_COLORS, strict=False):
-        ys, xs = np.nonzero((image == color).all(axis=2))
-        assert abs((xs.max() - xs.min()) - 4 * bin_size) <= 1
-        assert abs((ys.max() - ys.min()) - 4 * bin_size) <= 1
+    # at the centre nearest the middle, each bin size's 4 x 4 bins: edges at centre + k * bin
+    cx, cy = xy[np.argmin(np.hypot(xy[:, 0] - 112, xy[:, 1] - 112))]
+    covered = expected.copy()  # dots are drawn last, then later bin sizes over earlier ones
+    for bin_size, color in reversed(list(zip((4, 7), PATCH_COLORS, strict=False))):
+        lattice = np.zeros((224, 224), dtype=bool)
+        reach = 2 * bin_size
+        for k in range(-2, 3):
+            lattice[cy - reach : cy + reach + 1, cx + k * bin_size] = True
+            lattice[cy + k * bin_size, cx - reach : cx + reach + 1] = True
+        drawn = (image == color).all(axis=2)
+        np.testing.assert_array_equal(drawn, lattice & ~covered)
+        covered |= lattice
 
 
 # -- cnn ----------------------------------------------------------------------------------
@@ -272,6 +279,14 @@ def test_what_show_does_not_draw(cat_png: Path) -> None:
         show(cat_png, "hog", zoom=0)
     with pytest.raises(ImageReadError):
         show(cat_png.parent / "missing.png", "hog")
+
+
+def test_an_extractor_instance_is_drawn_with_its_parameters(cat_png: Path) -> None:
+    extractor = featkit.create_extractor("hog")
+    image = show(cat_png, extractor, pixels_per_cell=(16, 16))
+    assert extractor.pixels_per_cell == (8, 8)  # drawn with a copy
+    np.testing.assert_array_equal(image, show(cat_png, "hog", pixels_per_cell=(16, 16)))
+    assert not np.array_equal(image, show(cat_png, extractor))
 
 
 def test_zoom_repeats_pixels(cat_png: Path) -> None:

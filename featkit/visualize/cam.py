@@ -149,18 +149,19 @@ def cnn_picture(
     )
     # A checkpoint is a fine-tuned backbone whose ImageNet head was left untrained; random
     # weights have no trained head either: no class evidence to show.
-    headless = backbone.weights == "random" or backbone.weights.startswith("checkpoint:")
-    why = (
-        "a fine-tuned checkpoint (its head is not saved)"
-        if extractor.checkpoint
-        else ("random weights")
-    )
+    if backbone.weights.startswith("checkpoint:"):
+        weights = "a checkpoint, a fine-tuned backbone without its head"
+    elif backbone.weights == "random":
+        weights = "random weights"
+    else:
+        weights = backbone.weights
+    headless = weights != backbone.weights
     if cnn_map == "auto":
         cnn_map = "activation" if headless else "gradcam"
     if cnn_map == "gradcam" and headless:
         raise InvalidParameterError(
             f"show: Grad-CAM needs a trained classifier and {extractor.model} has "
-            f"{why}; draw the activation map instead (--map activation)"
+            f"{weights}; draw the activation map instead (--map activation)"
         )
     if cnn_map == "activation" and class_index is not None:
         raise InvalidParameterError(
@@ -170,8 +171,8 @@ def cnn_picture(
     if cnn_map == "activation":
         heat = activation_map(backbone, crop)
         caption = (
-            f"cnn: activation map of {extractor.model} ({why if headless else backbone.weights}"
-            f"), the channel mean of its last feature map ({heat.shape[0]}x{heat.shape[1]}) "
+            f"cnn: activation map of {extractor.model} ({weights}), the channel mean of its "
+            f"last feature map ({heat.shape[0]}x{heat.shape[1]}) "
             f"over the {size} crop it sees; red = strongest"
         )
         return Picture(overlay_heat_map(crop, heat), caption)
@@ -179,7 +180,7 @@ def cnn_picture(
     predicted = int(probs.argmax())
     which = "the predicted class" if index == predicted else f"predicted: {predicted}"
     caption = (
-        f"cnn: Grad-CAM of {extractor.model} ({backbone.weights}) for class {index}"
+        f"cnn: Grad-CAM of {extractor.model} ({weights}) for class {index}"
         f"{_class_name(index, len(probs))} (p = {probs[index]:.2f}, {which}) on its last "
         f"feature map ({cam.shape[0]}x{cam.shape[1]}) over the {size} crop it sees; "
         "red = most evidence"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from featkit.exceptions import ExtractorNotFoundError, InvalidParameterError
 from featkit.extractors.base import Extractor
@@ -101,9 +102,8 @@ def show(image: Any, extractor: str | Extractor, **kwargs: Any) -> np.ndarray:
 
 def _instance(extractor: str | Extractor, params: dict[str, Any]) -> Extractor:
     if isinstance(extractor, Extractor):
-        if params:
-            extractor = extractor.set_params(**params)
-        return extractor
+        # A copy: the caller's extractor keeps its parameters.
+        return clone(extractor).set_params(**params) if params else extractor
     if not isinstance(extractor, str):
         raise InvalidParameterError(
             f"extractor must be a registered name or an Extractor, got {type(extractor).__name__}"
