@@ -31,6 +31,7 @@ from featkit.registry import (
     register_extractor,
 )
 from featkit.store import ShardStore
+from featkit.visualize import show
 
 __all__ = [
     "CacheError",
@@ -59,4 +60,5 @@ __all__ = [
     "read_image",
     "register_extractor",
     "search_images",
+    "show",
 ]

@@ -6,10 +6,10 @@ Python call away: ``list_extractors``, ``describe_extractor``, ``extract``, ``Fe
 
 One module a family of commands: :mod:`~featkit.cli.extractors` (list, describe,
 new-plugin), :mod:`~featkit.cli.extract`, :mod:`~featkit.cli.evaluate` (compare, adapt,
-evaluate, probe), :mod:`~featkit.cli.finetune`, :mod:`~featkit.cli.index` (the index group)
-and :mod:`~featkit.cli.info`, with the helpers and options they share in ``_common`` and
-``_options``; this one holds the ``featkit`` group and :func:`main`, the console script's
-entry point.
+evaluate, probe), :mod:`~featkit.cli.finetune`, :mod:`~featkit.cli.index` (the index group),
+:mod:`~featkit.cli.info` and :mod:`~featkit.cli.show` (pictures of features), with the helpers
+and options they share in ``_common`` and ``_options``; this one holds the ``featkit`` group
+and :func:`main`, the console script's entry point.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from featkit.cli.extractors import describe_command, list_command, new_plugin_co
 from featkit.cli.finetune import finetune_command
 from featkit.cli.index import index_group
 from featkit.cli.info import info_command
+from featkit.cli.show import show_command
 from featkit.exceptions import FeatkitError
 
 __all__ = ["EXIT_FAILED_IMAGES", "EXIT_USAGE", "cli", "main", "parse_params", "parse_value"]
@@ -73,6 +74,7 @@ for _command in (
     finetune_command,
     index_group,
     info_command,
+    show_command,
 ):
     cli.add_command(_command)
 

@@ -29,7 +29,7 @@ from sklearn.exceptions import NotFittedError
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, InputSpec, check_decode
-from featkit.extractors.hog_kernels import HogParams, block_grid, hog_batch
+from featkit.extractors.hog_kernels import HogParams, block_grid, cell_histograms, hog_batch
 from featkit.registry import register_extractor
 from featkit.validation import is_int
 
@@ -299,6 +299,19 @@ class HogExtractor(Extractor):
         if stack.ndim == 4 and self.color == "gray":
             raise InvalidParameterError("hog: color='gray' expects (H, W) images")
         return hog_batch(stack, params, np.float32)
+
+    def cell_histograms(self, image: np.ndarray) -> np.ndarray:
+        """The cell histograms of one prepared image (see :meth:`prepare`), before block
+        normalisation: (cell rows, cell columns, orientations) float64, skimage's
+        ``orientation_histogram`` (what ``hog(visualize=True)`` draws)."""
+        self.validate_params()
+        x = np.asarray(image, dtype=np.float32)
+        if x.ndim != (2 if self.color == "gray" else 3):
+            raise InvalidParameterError(
+                f"hog: color={self.color!r} expects a prepared "
+                f"{'(H, W)' if self.color == 'gray' else '(H, W, 3)'} image, got {x.shape}"
+            )
+        return cell_histograms(x[None], self._params())[0]
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """``hog_b{block_row}_{block_col}_c{cell_row}_{cell_col}_o{bin}``, skimage's order."""

@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from featkit.exceptions import InvalidParameterError
 
-__all__ = ["HogParams", "block_grid", "hog_batch"]
+__all__ = ["HogParams", "block_grid", "cell_histograms", "hog_batch"]
 
 _EPS = 1e-5  # skimage's _hog_normalize_block default
 _HYS_CLIP = 0.2  # L2-Hys clipping threshold (Lowe; Dalal and Triggs)
@@ -186,12 +186,13 @@ def _slot_base(
     return base
 
 
-def _hog_chunk(
+def _cell_chunk(
     x: np.ndarray, params: HogParams, grid: tuple[int, int, int, int], base: np.ndarray
 ) -> np.ndarray:
-    """HOG of (n, H, W[, C]) float images (already square-rooted if asked): (n, d) float64."""
+    """Cell histograms of (n, H, W[, C]) float images (already square-rooted if asked):
+    (n, cell rows, cell columns, orientations) float64, each divided by the cell area."""
     n_images, n = x.shape[0], params.orientations
-    ppc, cpb = params.pixels_per_cell, params.cells_per_block
+    ppc = params.pixels_per_cell
     ncr, ncc = grid[:2]
     rows, cols = ncr * ppc[0], ncc * ppc[1]
     if x.ndim == 4 and x.shape[3] > 1:
@@ -213,11 +214,32 @@ def _hog_chunk(
     cells = hist[..., n : 2 * n] + hist[..., :n]
     cells[..., 0] += hist[..., 2 * n]
     cells /= ppc[0] * ppc[1]
+    return cells
 
+
+def _hog_chunk(
+    x: np.ndarray, params: HogParams, grid: tuple[int, int, int, int], base: np.ndarray
+) -> np.ndarray:
+    """HOG of (n, H, W[, C]) float images (already square-rooted if asked): (n, d) float64."""
+    n_images, cpb = x.shape[0], params.cells_per_block
+    cells = _cell_chunk(x, params, grid, base)
     # (n, nbr, nbc, bins, br, bc) windows -> (n, nbr, nbc, br, bc, bins), skimage's order.
     windows = sliding_window_view(cells, cpb, axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
     blocks = np.array(windows, order="C").reshape(n_images, grid[2], grid[3], -1)
     return _normalize_blocks(blocks, params.block_norm).reshape(n_images, -1)
+
+
+def cell_histograms(images: np.ndarray, params: HogParams) -> np.ndarray:
+    """The cell histograms HOG normalises into blocks, of a stack of same-size float images
+    (n, H, W) or (n, H, W, C): (n, cell rows, cell columns, orientations) float64.
+
+    Each is the magnitude-weighted orientation histogram divided by the cell area:
+    skimage's ``orientation_histogram``, which ``hog(visualize=True)`` draws.
+    """
+    grid = block_grid("hog: ", images.shape[1:3], params.pixels_per_cell, params.cells_per_block)
+    base = _slot_base(images.shape[0], grid, params.pixels_per_cell, params.orientations)
+    x = np.sqrt(images) if params.transform_sqrt else images
+    return _cell_chunk(x, params, grid, base)
 
 
 def hog_batch(images: np.ndarray, params: HogParams, out_dtype: Any) -> np.ndarray:

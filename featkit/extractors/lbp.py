@@ -241,23 +241,36 @@ class LBPExtractor(Extractor):
         return int(self.grid[0]) * int(self.grid[1]) * sum(self._n_bins())
 
     # -- features -----------------------------------------------------------------------------
+    def code_images(self, image: np.ndarray) -> list[np.ndarray]:
+        """The code image of one prepared (H, W) uint8 image at each radius: (H, W) intp
+        arrays of histogram bin indices (for "ror", the compact bin of the rotation class),
+        what the cell histograms count."""
+        height, width = image.shape
+        pad = math.ceil(max(self._radii())) + 1
+        # Reflection gives border pixels real neighbours; skimage would read zeros there.
+        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        out = []
+        for radius, n_points in zip(self._radii(), self._points(), strict=True):
+            lbp = local_binary_pattern(padded, n_points, radius, self.method)
+            codes = lbp[pad : pad + height, pad : pad + width].astype(np.intp)
+            if self.method == "ror":
+                codes = _ror_lut(n_points)[codes]
+            out.append(codes)
+        return out
+
+    def circles(self) -> list[tuple[float, int, int]]:
+        """(radius, points P, histogram bins) of each code image, in :meth:`code_images`'
+        order; codes run from 0 to bins - 1."""
+        return list(zip(self._radii(), self._points(), self._n_bins(), strict=True))
+
     def _transform_one(self, image: np.ndarray) -> np.ndarray:
         rows, cols = int(self.grid[0]), int(self.grid[1])
         check_grid_fits("lbp", image.shape, (rows, cols))
         height, width = image.shape
         cells = grid_cell_index(height, width, rows, cols)
         n_cells = rows * cols
-        pad = math.ceil(max(self._radii())) + 1
-        # Reflection gives border pixels real neighbours; skimage would read zeros there.
-        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         parts = []
-        for radius, n_points, n_bins in zip(
-            self._radii(), self._points(), self._n_bins(), strict=True
-        ):
-            lbp = local_binary_pattern(padded, n_points, radius, self.method)
-            codes = lbp[pad : pad + height, pad : pad + width].astype(np.intp)
-            if self.method == "ror":
-                codes = _ror_lut(n_points)[codes]
+        for codes, n_bins in zip(self.code_images(image), self._n_bins(), strict=True):
             hist = np.bincount((cells * n_bins + codes).ravel(), minlength=n_cells * n_bins)
             hist = hist.reshape(n_cells, n_bins).astype(np.float32)
             if self.normalize == "l1":

@@ -128,22 +128,36 @@ class SiftExtractor(LocalExtractor):
             sigma=float(self.sigma),
         )
 
-    def _describe_one(self, image: np.ndarray) -> LocalFeatures:
+    def keypoints(self, image: np.ndarray) -> tuple[np.ndarray, list[cv2.KeyPoint]]:
+        """The image described (a prepared image, shrunk to ``max_side`` if set) and the
+        keypoints whose descriptors :meth:`describe` returns, in its order."""
+        self.validate_params()
+        image, keypoints, _ = self._detect(image)
+        return image, keypoints
+
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, list[cv2.KeyPoint], np.ndarray]:
+        """The described image, its kept keypoints and their raw OpenCV descriptors."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
         if self.max_side is not None and max(image.shape[:2]) > self.max_side:
             h, w = image.shape[:2]
             scale = self.max_side / max(h, w)
             new = (max(1, round(h * scale)), max(1, round(w * scale)))
             image = resize_image(image, new)
-        height, width = image.shape[:2]
         keypoints, descriptors = self._create().detectAndCompute(image, None)
         if descriptors is None or len(keypoints) == 0:
-            return LocalFeatures.empty(SIFT_DIM)
-        pts = np.array([kp.pt for kp in keypoints], dtype=np.float64).reshape(-1, 2)
-        sizes = np.array([kp.size for kp in keypoints], dtype=np.float64)
+            return image, [], np.zeros((0, SIFT_DIM), dtype=np.float32)
         if self.max_keypoints is not None and len(keypoints) > self.max_keypoints:
             keep = strongest(keypoints, int(self.max_keypoints))
-            descriptors, pts, sizes = descriptors[keep], pts[keep], sizes[keep]
+            keypoints, descriptors = [keypoints[i] for i in keep], descriptors[keep]
+        return image, list(keypoints), descriptors
+
+    def _describe_one(self, image: np.ndarray) -> LocalFeatures:
+        image, keypoints, descriptors = self._detect(image)
+        if len(keypoints) == 0:
+            return LocalFeatures.empty(SIFT_DIM)
+        height, width = image.shape[:2]
+        pts = np.array([kp.pt for kp in keypoints], dtype=np.float64).reshape(-1, 2)
+        sizes = np.array([kp.size for kp in keypoints], dtype=np.float64)
         descriptors = np.asarray(descriptors, dtype=np.float32)
         if self.root_sift:
             descriptors = root_sift(descriptors)

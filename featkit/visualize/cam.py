@@ -1,0 +1,200 @@
+"""Where a CNN looks: Grad-CAM (Selvaraju et al. 2017) or the mean activation of its last
+feature map, as a heat map over the crop the network sees.
+
+Grad-CAM weighs each channel of the last feature map by the mean gradient of one class's
+logit over its positions and keeps the positive part of the weighted sum. It needs a
+trained classifier: the ImageNet head of pretrained weights. A fine-tuned checkpoint
+(``FineTuner.save``) holds only the backbone, whose ImageNet head was not trained with it,
+so its picture is the activation map (the channel mean of the last feature map), which
+shows what the network responds to, not the evidence for a class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from featkit.exceptions import InvalidParameterError
+from featkit.extractors.backbones import Backbone, load_backbone
+from featkit.extractors.cnn import CNNExtractor
+from featkit.visualize.base import Picture
+
+__all__ = ["CNN_MAPS", "activation_map", "cnn_picture", "grad_cam", "overlay_heat_map"]
+
+#: The maps ``cnn_picture`` draws; "auto" is Grad-CAM when the weights have a trained head.
+CNN_MAPS = ("auto", "gradcam", "activation")
+_IMAGENET_CLASSES = 1000
+
+
+def _last_feature_map(backbone: Backbone, x: Any) -> tuple[Any, Any]:
+    """(the last feature map as a leaf tensor that requires grad, (C, H, W) per image; the
+    logits computed from it), for a normalised (n, 3, S, S) batch."""
+    import torch
+
+    model = backbone.model
+    if backbone.library == "timm":
+        features = model.forward_features(x)
+        nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC"
+        if features.ndim != 4:
+            raise InvalidParameterError(
+                f"show: {backbone.architecture} gives tokens, not a feature map; "
+                "class-activation maps are drawn for CNNs"
+            )
+        leaf = features.detach().requires_grad_(True)
+        logits = model.forward_head(leaf)
+        return (leaf.permute(0, 3, 1, 2) if nhwc else leaf), logits
+    # torchvision: the input of the global pool is the last feature map; a pre-hook swaps
+    # it for a leaf so that the gradient stops there.
+    modules = dict(model.named_modules())
+    pools = [n for n, m in modules.items() if isinstance(m, torch.nn.AdaptiveAvgPool2d)]
+    name = "avgpool" if "avgpool" in pools else (pools[-1] if pools else None)
+    if name is None:
+        raise InvalidParameterError(
+            f"show: {backbone.architecture} has no global pool to find its last "
+            "feature map; class-activation maps are drawn for CNNs"
+        )
+    found: dict[str, Any] = {}
+
+    def swap(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        found["map"] = args[0].detach().requires_grad_(True)
+        return (found["map"], *args[1:])
+
+    hook = modules[name].register_forward_pre_hook(swap)
+    try:
+        logits = model(x)
+    finally:
+        hook.remove()
+    return found["map"], logits
+
+
+def grad_cam(
+    backbone: Backbone, crop: np.ndarray, class_index: int | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Grad-CAM of a uint8 (S, S, 3) crop for ``class_index`` (None: the top class).
+
+    Returns the map over the last feature map's (H, W) positions (float64, >= 0), the
+    class probabilities (softmax of the logits) and the class explained.
+    """
+    import torch
+
+    with torch.enable_grad():
+        features, logits = _last_feature_map(backbone, _batch(backbone, crop))
+        n_classes = int(logits.shape[1])
+        if class_index is None:
+            class_index = int(logits[0].argmax())
+        elif not 0 <= class_index < n_classes:
+            raise InvalidParameterError(
+                f"show: class {class_index} is not one of the classifier's 0..{n_classes - 1}"
+            )
+        (grad,) = torch.autograd.grad(logits[0, class_index], features)
+    weights = grad[0].mean(dim=(1, 2))  # one per channel: the mean gradient over positions
+    cam = torch.relu(torch.einsum("c,chw->hw", weights, features[0].detach()))
+    probs = torch.softmax(logits[0].detach().double(), dim=0)
+    return cam.double().numpy(), probs.numpy(), class_index
+
+
+def activation_map(backbone: Backbone, crop: np.ndarray) -> np.ndarray:
+    """The channel mean of the last feature map of a uint8 (S, S, 3) crop: (H, W) float64."""
+    import torch
+
+    with torch.no_grad():
+        features, _ = _last_feature_map(backbone, _batch(backbone, crop))
+    return features[0].detach().double().mean(dim=0).numpy()
+
+
+def _batch(backbone: Backbone, crop: np.ndarray) -> Any:
+    """A float32 (1, 3, S, S) batch normalised with the weights' mean and std."""
+    import torch
+
+    prep = backbone.preprocessing
+    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255.0
+    mean = torch.tensor(prep.mean).view(1, 3, 1, 1)
+    std = torch.tensor(prep.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def overlay_heat_map(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``heat`` (any (h, w) map) stretched over ``rgb`` (bilinear), its minimum blue and its
+    maximum red (OpenCV's jet colour map), blended with weight ``alpha``: uint8 RGB."""
+    height, width = rgb.shape[:2]
+    heat = cv2.resize(heat.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    low, high = float(heat.min()), float(heat.max())
+    scaled = (heat - low) / (high - low) if high > low else np.zeros_like(heat)
+    colours = cv2.applyColorMap(np.rint(scaled * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    colours = cv2.cvtColor(colours, cv2.COLOR_BGR2RGB)
+    blend = (1 - alpha) * rgb.astype(np.float32) + alpha * colours.astype(np.float32)
+    return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+
+
+def cnn_picture(
+    extractor: CNNExtractor,
+    image: object,
+    class_index: int | None = None,
+    cnn_map: str = "auto",
+) -> Picture:
+    """Grad-CAM (``cnn_map="gradcam"``) or the activation map (``"activation"``) of
+    ``extractor``'s network over the crop it sees; ``"auto"``: Grad-CAM with pretrained
+    weights, the activation map for a checkpoint or random weights. Runs on the CPU in
+    float32 (one image)."""
+    if cnn_map not in CNN_MAPS:
+        raise InvalidParameterError(
+            f"show: the cnn map must be one of {', '.join(CNN_MAPS)}; got {cnn_map!r}"
+        )
+    extractor.validate_params()
+    crop = extractor.prepare(image)
+    backbone = load_backbone(
+        extractor.model, pretrained=extractor.pretrained, checkpoint=extractor.checkpoint
+    )
+    # A checkpoint is a fine-tuned backbone whose ImageNet head was left untrained; random
+    # weights have no trained head either: no class evidence to show.
+    if backbone.weights.startswith("checkpoint:"):
+        weights = "a checkpoint, a fine-tuned backbone without its head"
+    elif backbone.weights == "random":
+        weights = "random weights"
+    else:
+        weights = backbone.weights
+    headless = weights != backbone.weights
+    if cnn_map == "auto":
+        cnn_map = "activation" if headless else "gradcam"
+    if cnn_map == "gradcam" and headless:
+        raise InvalidParameterError(
+            f"show: Grad-CAM needs a trained classifier and {extractor.model} has "
+            f"{weights}; draw the activation map instead (--map activation)"
+        )
+    if cnn_map == "activation" and class_index is not None:
+        raise InvalidParameterError(
+            "show: a class is explained by Grad-CAM only; the activation map has none"
+        )
+    size = f"{crop.shape[0]}x{crop.shape[1]}"
+    if cnn_map == "activation":
+        heat = activation_map(backbone, crop)
+        caption = (
+            f"cnn: activation map of {extractor.model} ({weights}), the channel mean of its "
+            f"last feature map ({heat.shape[0]}x{heat.shape[1]}) "
+            f"over the {size} crop it sees; red = strongest"
+        )
+        return Picture(overlay_heat_map(crop, heat), caption)
+    cam, probs, index = grad_cam(backbone, crop, class_index)
+    predicted = int(probs.argmax())
+    which = "the predicted class" if index == predicted else f"predicted: {predicted}"
+    caption = (
+        f"cnn: Grad-CAM of {extractor.model} ({weights}) for class {index}"
+        f"{_class_name(index, len(probs))} (p = {probs[index]:.2f}, {which}) on its last "
+        f"feature map ({cam.shape[0]}x{cam.shape[1]}) over the {size} crop it sees; "
+        "red = most evidence"
+    )
+    return Picture(overlay_heat_map(crop, cam), caption)
+
+
+def _class_name(index: int, n_classes: int) -> str:
+    """`` 'tabby, tabby cat'`` for an ImageNet class, else nothing."""
+    if n_classes != _IMAGENET_CLASSES:
+        return ""
+    try:
+        from timm.data import ImageNetInfo
+
+        return f" {ImageNetInfo().index_to_description(index)!r}"
+    except Exception:  # an older timm without the class names: the index alone
+        return ""
