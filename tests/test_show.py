@@ -250,6 +250,46 @@ def test_a_checkpoint_gets_the_activation_map(cat_png: Path, tmp_path: Path) -> 
         picture(cat_png, "cnn", checkpoint=str(path), cnn_map="gradcam")
 
 
+def test_a_fine_tuned_head_beside_its_checkpoint_gets_grad_cam(cat_png: Path, tmp_path: Path):
+    """FineTuner.save writes the head beside the backbone: Grad-CAM explains its classes,
+    and equals CAM from that head's weights (computed here without featkit's hooks)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from featkit.extractors.backbones import load_backbone
+    from featkit.finetune.checkpoint import export_head
+
+    backbone = load_backbone("efficientnet_lite0")
+    path = tmp_path / "tuned.safetensors"
+    state = backbone.model.state_dict()
+    save_file({k: v.contiguous().clone() for k, v in state.items()}, str(path))
+    torch.manual_seed(0)
+    head = torch.nn.Linear(1280, 3)
+    export_head(head, path)
+    path.with_suffix(".json").write_text(json.dumps({"classes": ["cat", "dog", "house"]}))
+
+    drawn = picture(cat_png, "cnn", checkpoint=str(path), class_index=2)
+    assert "Grad-CAM" in drawn.caption and "class 2 'house'" in drawn.caption
+    crop = featkit.create_extractor("cnn").prepare(cat_png)
+    prep = backbone.preprocessing
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        maps = backbone.model.forward_features(x)[0]
+        logits = head(maps.mean(dim=(1, 2)))
+    for index in range(3):
+        expected = torch.relu(torch.einsum("c,chw->hw", head.weight[index].detach(), maps))
+        expected = expected / (maps.shape[1] * maps.shape[2])
+        cam, probs, _ = grad_cam(backbone, crop, class_index=index, head=head)
+        np.testing.assert_allclose(cam, expected.double().numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(probs, torch.softmax(logits.double(), 0).numpy(), rtol=1e-4)
+    # The network's own classifier is back after the picture.
+    with torch.no_grad():
+        assert backbone.model(x).shape == (1, 1000)
+
+
 def test_grad_cam_caption_names_the_class(cat_png: Path) -> None:
     drawn = picture(cat_png, "cnn", class_index=285)
     assert "class 285 'Egyptian cat'" in drawn.caption

@@ -3,14 +3,18 @@ feature map, as a heat map over the crop the network sees.
 
 Grad-CAM weighs each channel of the last feature map by the mean gradient of one class's
 logit over its positions and keeps the positive part of the weighted sum. It needs a
-trained classifier: the ImageNet head of pretrained weights. A fine-tuned checkpoint
-(``FineTuner.save``) holds only the backbone, whose ImageNet head was not trained with it,
-so its picture is the activation map (the channel mean of the last feature map), which
-shows what the network responds to, not the evidence for a class.
+trained classifier: the ImageNet head of pretrained weights, or the head a fine-tuned
+checkpoint was trained with (``FineTuner.save`` writes it beside the backbone as
+``<name>.head.safetensors``; its classes come from the record). A checkpoint without that
+head, or random weights, get the activation map (the channel mean of the last feature
+map), which shows what the network responds to, not the evidence for a class.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -28,9 +32,13 @@ CNN_MAPS = ("auto", "gradcam", "activation")
 _IMAGENET_CLASSES = 1000
 
 
-def _last_feature_map(backbone: Backbone, x: Any) -> tuple[Any, Any]:
+def _last_feature_map(backbone: Backbone, x: Any, head: Any = None) -> tuple[Any, Any]:
     """(the last feature map as a leaf tensor that requires grad, (C, H, W) per image; the
-    logits computed from it), for a normalised (n, 3, S, S) batch."""
+    logits computed from it), for a normalised (n, 3, S, S) batch; with ``head`` (a linear
+    layer on the pooled embedding), its logits instead of the network's own."""
+    if head is not None:
+        with _replaced_classifier(backbone, head):
+            return _last_feature_map(backbone, x)
     import torch
 
     model = backbone.model
@@ -69,10 +77,26 @@ def _last_feature_map(backbone: Backbone, x: Any) -> tuple[Any, Any]:
     return found["map"], logits
 
 
+@contextlib.contextmanager
+def _replaced_classifier(backbone: Backbone, head: Any) -> Iterator[None]:
+    """The network's own classifier answers with ``head``'s logits of its input (the pooled
+    embedding) while the block runs."""
+    from featkit.finetune.model import backbone_classifier
+
+    name = backbone_classifier(backbone.model, backbone.library)
+    module = dict(backbone.model.named_modules())[name]
+    hook = module.register_forward_hook(lambda m, args, output: head(args[0]))
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
 def grad_cam(
-    backbone: Backbone, crop: np.ndarray, class_index: int | None = None
+    backbone: Backbone, crop: np.ndarray, class_index: int | None = None, head: Any = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Grad-CAM of a uint8 (S, S, 3) crop for ``class_index`` (None: the top class).
+    """Grad-CAM of a uint8 (S, S, 3) crop for ``class_index`` (None: the top class), with
+    the network's own classifier or ``head`` (a linear layer on its pooled embedding).
 
     Returns the map over the last feature map's (H, W) positions (float64, >= 0), the
     class probabilities (softmax of the logits) and the class explained.
@@ -80,7 +104,7 @@ def grad_cam(
     import torch
 
     with torch.enable_grad():
-        features, logits = _last_feature_map(backbone, _batch(backbone, crop))
+        features, logits = _last_feature_map(backbone, _batch(backbone, crop), head)
         n_classes = int(logits.shape[1])
         if class_index is None:
             class_index = int(logits[0].argmax())
@@ -147,15 +171,18 @@ def cnn_picture(
     backbone = load_backbone(
         extractor.model, pretrained=extractor.pretrained, checkpoint=extractor.checkpoint
     )
-    # A checkpoint is a fine-tuned backbone whose ImageNet head was left untrained; random
-    # weights have no trained head either: no class evidence to show.
-    if backbone.weights.startswith("checkpoint:"):
+    # A checkpoint is a fine-tuned backbone whose ImageNet head was left untrained: its own
+    # head, saved beside it, explains its classes; random weights have no trained head.
+    head, class_names = _fine_tuned_head(extractor.checkpoint)
+    if head is not None:
+        weights = f"fine-tuned, {Path(str(extractor.checkpoint)).name} and its head"
+    elif backbone.weights.startswith("checkpoint:"):
         weights = "a checkpoint, a fine-tuned backbone without its head"
     elif backbone.weights == "random":
         weights = "random weights"
     else:
         weights = backbone.weights
-    headless = weights != backbone.weights
+    headless = head is None and weights != backbone.weights
     if cnn_map == "auto":
         cnn_map = "activation" if headless else "gradcam"
     if cnn_map == "gradcam" and headless:
@@ -176,16 +203,38 @@ def cnn_picture(
             f"over the {size} crop it sees; red = strongest"
         )
         return Picture(overlay_heat_map(crop, heat), caption)
-    cam, probs, index = grad_cam(backbone, crop, class_index)
+    cam, probs, index = grad_cam(backbone, crop, class_index, head)
     predicted = int(probs.argmax())
     which = "the predicted class" if index == predicted else f"predicted: {predicted}"
+    label = f" {class_names[index]!r}" if class_names else _class_name(index, len(probs))
     caption = (
         f"cnn: Grad-CAM of {extractor.model} ({weights}) for class {index}"
-        f"{_class_name(index, len(probs))} (p = {probs[index]:.2f}, {which}) on its last "
+        f"{label} (p = {probs[index]:.2f}, {which}) on its last "
         f"feature map ({cam.shape[0]}x{cam.shape[1]}) over the {size} crop it sees; "
         "red = most evidence"
     )
     return Picture(overlay_heat_map(crop, cam), caption)
+
+
+def _fine_tuned_head(checkpoint: Any) -> tuple[Any, list[str]]:
+    """The linear head saved beside a fine-tuned checkpoint and its class names, or (None,
+    []) when there is none."""
+    if checkpoint is None:
+        return None, []
+    from featkit.finetune import checkpoint as saved
+
+    if not saved.head_path(checkpoint).is_file():
+        return None, []
+    import torch
+
+    state = saved.load_head(checkpoint)
+    head = torch.nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
+    head.load_state_dict(state)
+    try:
+        names = [str(c) for c in saved.read_record(checkpoint).get("classes", [])]
+    except Exception:  # a head without a readable record: indices only
+        names = []
+    return head.eval(), names
 
 
 def _class_name(index: int, n_classes: int) -> str:
