@@ -111,17 +111,17 @@ def print_pairs(results: dict[str, Any]) -> None:
     shifts, _ = results["none"][0]
     short = [_short(s) for s in shifts]
     print("\nPACS domain pairs (accuracy %), cnn + svm, train on the source, test on the target:")
-    print(f"{'tta':<10} {'method':<13} " + " ".join(f"{s:>6}" for s in [*short, "avg"]))
+    print(f"{'tta':<10} {'method':<18} " + " ".join(f"{s:>6}" for s in [*short, "avg"]))
     base = dict(results["none"][0][1])
     for mode, ((_, table), _) in results.items():
         for method, values in table:
             cells = " ".join(f"{100 * v:6.1f}" for v in values)
-            print(f"{mode:<10} {method:<13} {cells}")
+            print(f"{mode:<10} {method:<18} {cells}")
             if mode != "none":
                 diff = 100 * (np.asarray(values) - np.asarray(base[method]))
                 wins = int((diff[:-1] > 0).sum())
                 cells = " ".join(f"{d:+6.1f}" for d in diff)
-                print(f"{'':<10} {'  vs none':<13} {cells}  (better on {wins}/{len(shifts)})")
+                print(f"{'':<10} {'  vs none':<18} {cells}  (better on {wins}/{len(shifts)})")
 
 
 def _short(shift: str) -> str:
