@@ -300,6 +300,10 @@ def test_grad_cam_caption_names_the_class(cat_png: Path) -> None:
         picture(cat_png, "cnn", class_index=3, cnn_map="activation")
 
 
+def test_tta_draws_the_map_of_the_single_crop(cat_png: Path) -> None:
+    np.testing.assert_array_equal(show(cat_png, "cnn", tta="flip"), show(cat_png, "cnn"))
+
+
 def test_transformers_have_no_feature_map(cat_png: Path) -> None:
     with pytest.raises(InvalidParameterError, match="tokens"):
         show(cat_png, "cnn/vit_small", pretrained=False)

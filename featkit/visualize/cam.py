@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from sklearn.base import clone
 
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.backbones import Backbone, load_backbone
@@ -167,6 +168,9 @@ def cnn_picture(
             f"show: the cnn map must be one of {', '.join(CNN_MAPS)}; got {cnn_map!r}"
         )
     extractor.validate_params()
+    if extractor.get_params().get("tta") not in (None, "none"):
+        # The map is of one crop, the network's view of the image: not of its TTA views.
+        extractor = clone(extractor).set_params(tta="none")
     crop = extractor.prepare(image)
     backbone = load_backbone(
         extractor.model, pretrained=extractor.pretrained, checkpoint=extractor.checkpoint
