@@ -17,17 +17,16 @@ is the authors' kernel 1-NN.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from featkit.align._linalg import Backend, make_backend
+from featkit.align._linalg import Backend
 from featkit.align.base import Aligner
-from featkit.align.subspace import n_components_for_variance
+from featkit.align.subspace import check_subspace_params, n_components_for_variance
 from featkit.exceptions import InvalidParameterError
-from featkit.validation import check_bool
 
 __all__ = ["GFK", "geodesic_flow_embedding"]
 
@@ -83,19 +82,7 @@ class GFK(Aligner):
         self.device = device
 
     def _check_params(self, input_dtype: str) -> Backend:
-        name = type(self).__name__
-        k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, Integral | Real):
-            raise InvalidParameterError(f"{name}: n_components must be a number, got {k!r}")
-        if isinstance(k, Integral) and k < 1:
-            raise InvalidParameterError(f"{name}: n_components must be >= 1, got {k}")
-        if not isinstance(k, Integral) and not 0 < k < 1:
-            raise InvalidParameterError(
-                f"{name}: a float n_components is a share of variance in (0, 1), got {k}"
-            )
-        check_bool(name, "center", self.center)
-        dtype = input_dtype if self.dtype == "auto" else self.dtype
-        return make_backend(self.backend, dtype, self.device, name)
+        return check_subspace_params(self, input_dtype)
 
     def _fit(
         self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None

@@ -23,7 +23,7 @@ from featkit.exceptions import InvalidParameterError
 from featkit.stats import RunningMoments, check_moments
 from featkit.validation import check_bool
 
-__all__ = ["SubspaceAlignment", "n_components_for_variance"]
+__all__ = ["SubspaceAlignment", "check_subspace_params", "n_components_for_variance"]
 
 
 class SubspaceAlignment(Aligner):
@@ -72,19 +72,7 @@ class SubspaceAlignment(Aligner):
         self.device = device
 
     def _check_params(self, input_dtype: str = "float64") -> Backend:
-        name = type(self).__name__
-        k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, Integral | Real):
-            raise InvalidParameterError(f"{name}: n_components must be a number, got {k!r}")
-        if isinstance(k, Integral) and k < 1:
-            raise InvalidParameterError(f"{name}: n_components must be >= 1, got {k}")
-        if not isinstance(k, Integral) and not 0 < k < 1:
-            raise InvalidParameterError(
-                f"{name}: a float n_components is a share of variance in (0, 1), got {k}"
-            )
-        check_bool(name, "center", self.center)
-        dtype = input_dtype if self.dtype == "auto" else self.dtype
-        return make_backend(self.backend, dtype, self.device, name)
+        return check_subspace_params(self, input_dtype)
 
     def _fit(
         self, Xs: np.ndarray, Xt: np.ndarray, ys: np.ndarray | None, yt: np.ndarray | None = None
@@ -157,3 +145,22 @@ def n_components_for_variance(ratio_source: Any, ratio_target: Any, share: float
         reached = np.flatnonzero(cumulative >= share - 1e-12)
         needed = max(needed, int(reached[0]) + 1 if len(reached) else len(cumulative))
     return needed
+
+
+def check_subspace_params(aligner: Aligner, input_dtype: str) -> Backend:
+    """Check the parameters subspace aligners share (``n_components``: a dimension or a
+    share of variance; ``center``; ``dtype``, ``backend``, ``device``) and return the
+    backend they ask for."""
+    name = type(aligner).__name__
+    k = aligner.n_components
+    if isinstance(k, bool) or not isinstance(k, Integral | Real):
+        raise InvalidParameterError(f"{name}: n_components must be a number, got {k!r}")
+    if isinstance(k, Integral) and k < 1:
+        raise InvalidParameterError(f"{name}: n_components must be >= 1, got {k}")
+    if not isinstance(k, Integral) and not 0 < k < 1:
+        raise InvalidParameterError(
+            f"{name}: a float n_components is a share of variance in (0, 1), got {k}"
+        )
+    check_bool(name, "center", aligner.center)
+    dtype = input_dtype if aligner.dtype == "auto" else aligner.dtype
+    return make_backend(aligner.backend, dtype, aligner.device, name)

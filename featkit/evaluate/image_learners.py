@@ -23,7 +23,7 @@ from sklearn.utils import get_tags
 from featkit.data import Dataset
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.protocols import Split
-from featkit.evaluate.rows import ScoreRow, method_name
+from featkit.evaluate.rows import ScoreRow, method_name, row_identity
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor
 
@@ -145,14 +145,9 @@ def score_images(
     train, test = dataset.subset(split.train), dataset.subset(split.test)
     rows = []
     for name, learner in learners.items():
-        identity = {
-            "extractor": extractor,
-            "aligner": aligner,
-            "classifier": name,
-            "protocol": protocol,
-            "split": split.name,
-            **split.info,
-        }
+        identity = row_identity(
+            split, extractor=extractor, aligner=aligner, classifier=name, protocol=protocol
+        )
         if log is not None:
             log(f"  {method_name(identity)} [{split.name}]: training on {len(train)} images ...")
         outcome = _fit_and_score(clone(learner), train, test, dataset.class_names, target_images)

@@ -14,10 +14,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MethodSummary", "ScoreRow", "method_name", "summarize"]
+__all__ = ["MethodSummary", "ScoreRow", "method_name", "row_identity", "summarize"]
 
 #: What identifies a split in a row, by protocol: k-fold, few-shot, domain pairs.
 SPLIT_FIELDS = ("fold", "shots", "repeat", "source", "target")
+
+
+def row_identity(
+    split: Any, *, extractor: str, aligner: str, classifier: str, protocol: str
+) -> dict[str, Any]:
+    """The fields that name a row: the method, the protocol, and the split (its name and
+    ``info``: fold, shots, source and target ...)."""
+    return {
+        "extractor": extractor,
+        "aligner": aligner,
+        "classifier": classifier,
+        "protocol": protocol,
+        "split": split.name,
+        **split.info,
+    }
 
 
 def method_name(row: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
 from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
-from featkit.evaluate.rows import ScoreRow, method_name
+from featkit.evaluate.rows import ScoreRow, method_name, row_identity
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.exceptions import InvalidParameterError
 from featkit.features import FeatureSet
@@ -75,14 +75,9 @@ def score_split(
     data_key = None if cache is None else cache.data_key(train, test)
     rows = []
     for name, estimator in classifiers.items():
-        identity = {
-            "extractor": extractor,
-            "aligner": aligner,
-            "classifier": name,
-            "protocol": protocol,
-            "split": split.name,
-            **split.info,
-        }
+        identity = row_identity(
+            split, extractor=extractor, aligner=aligner, classifier=name, protocol=protocol
+        )
         key = None if cache is None else cache.key(data_key, estimator)
         outcome = None if cache is None else cache.get(key)
         cached = outcome is not None
