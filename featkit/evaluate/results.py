@@ -57,7 +57,7 @@ class EvaluationResult:
     skipped: dict[str, str] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     retrieval: dict[str, dict[str, Any]] = field(default_factory=dict)
-    images: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    images: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> list[MethodSummary]:
         """One row per extractor x aligner x classifier: means over splits, best first."""
