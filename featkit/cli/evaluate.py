@@ -75,7 +75,7 @@ def compare_command(
     quiet: bool,
 ) -> None:
     """Rank extractors x classifiers on DATA (default: scikit-learn's digits) and write a
-    report folder: results.json, results.csv, report.md and PNG charts."""
+    report folder: results.json, results.csv, report.md, report.html and PNG charts."""
     from featkit.data import load_dataset
     from featkit.evaluate.compare import compare, resolve_extractors
 
@@ -252,7 +252,7 @@ def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
 
     for line in result_lines(result):
         click.echo(line)
-    click.echo(f"report: {out / 'report.md'}")
+    click.echo(f"report: {out / 'report.md'}, {out / 'report.html'}")
 
 
 @click.command("probe")

@@ -39,7 +39,8 @@ from featkit.evaluate.image_learners import (
 from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import DomainPairs, Split
 from featkit.evaluate.provenance import job_provenance
-from featkit.evaluate.results import EvaluationResult
+from featkit.evaluate.results import EvaluationResult, image_sources
+from featkit.evaluate.retrieval import retrieval_examples
 from featkit.evaluate.rows import ScoreRow
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
@@ -148,6 +149,7 @@ def adapt(
 
     rows: list[ScoreRow] = []
     views: dict[str, dict[str, Any]] = {}
+    retrieval: dict[str, dict[str, Any]] = {}
     scores = None if cache_dir is None else ScoreCache(cache_dir)
     kwargs = {"n_jobs": n_jobs, "cache_dir": cache_dir, "progress": progress}
     config: dict[str, Any] = {}
@@ -161,6 +163,8 @@ def adapt(
         for split in part.splits:
             if view is not None and view_shift is None:
                 view_shift = split.name
+            if not retrieval:  # target images as queries, their nearest source images
+                retrieval[name] = retrieval_examples(part.features, split, seed=seed)
             if learners:
                 # The images whose features the aligners of this shift saw.
                 images = image_split(split, part.features.ids, dataset)
@@ -218,7 +222,13 @@ def adapt(
         },
         **describe_learners({method: {DEEP_CLASSIFIER: lr} for method, lr in learners.items()}),
     )
-    return EvaluationResult(rows=rows, provenance=provenance, views=views)
+    return EvaluationResult(
+        rows=rows,
+        provenance=provenance,
+        views=views,
+        retrieval=retrieval,
+        images=image_sources(dataset),
+    )
 
 
 def source_target_dataset(
@@ -410,9 +420,12 @@ def _add_views(
     domain = np.array(["source"] * len(local.train) + ["target"] * len(local.test))
     if BEFORE not in views:
         raw = features.subset(np.concatenate([split.train, split.test]))
-        views[BEFORE] = {**project_2d(raw.X, raw.y, method, seed, domain), "shift": split.name}
+        views[BEFORE] = {
+            **project_2d(raw.X, raw.y, method, seed, domain, ids=raw.ids),
+            "shift": split.name,
+        }
     if aligner_name != BEFORE:
         views[aligner_name] = {
-            **project_2d(aligned.X, aligned.y, method, seed, domain),
+            **project_2d(aligned.X, aligned.y, method, seed, domain, ids=aligned.ids),
             "shift": split.name,
         }

@@ -30,7 +30,8 @@ from featkit.evaluate.image_learners import (
 from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, make_protocol
 from featkit.evaluate.provenance import job_provenance
-from featkit.evaluate.results import EvaluationResult
+from featkit.evaluate.results import EvaluationResult, image_sources
+from featkit.evaluate.retrieval import retrieval_examples
 from featkit.evaluate.rows import ScoreRow
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.evaluate.scoring import ClassifierSpec, resolve_classifiers, score_split
@@ -181,6 +182,7 @@ def compare(
     rows: list[ScoreRow] = []
     configs: dict[str, Any] = {}
     views: dict[str, dict[str, Any]] = {}
+    retrieval: dict[str, dict[str, Any]] = {}
     kwargs = {"n_jobs": n_jobs, "cache_dir": cache_dir, "progress": progress}
     scores = None if cache_dir is None else ScoreCache(cache_dir)
     for name, extractor in chosen.items():
@@ -218,7 +220,9 @@ def compare(
                     )
                     image_rows += [replace(row, n_failed=failed) for row in tuned]
             if view is not None and name not in views:
-                views[name] = project_2d(features.X, features.y, view, seed)
+                views[name] = project_2d(features.X, features.y, view, seed, ids=features.ids)
+            if name not in retrieval and part.splits:
+                retrieval[name] = retrieval_examples(features, part.splits[0], seed=seed)
         # A fine-tuned network reads the images, not the extracted features: its time is
         # its fit_s, and its extract_s stays 0.
         rows += [replace(row, extract_s=round(extract_s, 3)) for row in name_rows] + image_rows
@@ -235,7 +239,14 @@ def compare(
         label_counts=np.bincount(dataset.labels, minlength=dataset.n_classes).tolist(),
         **describe_learners(learners),
     )
-    return EvaluationResult(rows=rows, provenance=provenance, skipped=skipped, views=views)
+    return EvaluationResult(
+        rows=rows,
+        provenance=provenance,
+        skipped=skipped,
+        views=views,
+        retrieval=retrieval,
+        images=image_sources(dataset),
+    )
 
 
 def _image_learners(

@@ -183,6 +183,9 @@ def _fit_and_score(
         "predict_s": round(t2 - t1, 4),
         "chosen": _chosen(learner),
         **classification_scores(test.labels, pred, class_names),
+        "test_ids": test.ids.tolist(),
+        "y_true": test.labels.tolist(),
+        "y_pred": pred.tolist(),
     }
 
 

@@ -30,13 +30,14 @@ def project_2d(
     method: str = "pca",
     seed: int = 0,
     domain: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """``{"xy": (n, 2), "y": (n,), "method": method}`` for a seeded sample of the rows.
 
     Features are standardised first; ``pca`` keeps the two main directions, ``tsne`` runs
     scikit-learn's t-SNE on a 50-component PCA (slower, shows clusters better). With
     ``domain`` (a label per row, e.g. source or target), the result has it too, sampled
-    like ``y``.
+    like ``y``; so with ``ids`` (the image ids, for the report's thumbnails).
     """
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -61,4 +62,6 @@ def project_2d(
     view = {"xy": xy.astype(np.float32), "y": np.asarray(y)[rows], "method": method}
     if domain is not None:
         view["domain"] = np.asarray(domain)[rows]
+    if ids is not None:
+        view["ids"] = np.asarray(ids)[rows]
     return view

@@ -5,16 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from featkit.evaluate.rows import SPLIT_FIELDS, MethodSummary, ScoreRow, method_name, summarize
 from featkit.exceptions import InvalidParameterError
 
-__all__ = ["EvaluationResult", "summarize"]
+if TYPE_CHECKING:
+    from featkit.data import Dataset
+
+__all__ = ["EvaluationResult", "image_sources", "summarize"]
 
 #: Scalar columns of ``results.csv``, in order; split details follow when present.
 CSV_KEYS = (
@@ -41,13 +45,19 @@ class EvaluationResult:
     provenance.
 
     ``views`` holds, per extractor, a 2-D projection of its features
-    (``{"xy": (n, 2), "y": (n,), "method": "pca"}``) for the report's scatter plots.
+    (``{"xy": (n, 2), "y": (n,), "ids": (n,), "method": "pca"}``) for the report's scatter
+    plots. ``retrieval`` holds, per extractor, a few seeded test queries and their nearest
+    training images (:func:`featkit.evaluate.retrieval.retrieval_examples`). ``images``
+    maps image ids to what the images are read from (paths or arrays), for the thumbnails
+    of ``report.html``; it is not saved, and without it the galleries name the images.
     """
 
     rows: list[ScoreRow]
     provenance: dict[str, Any]
     skipped: dict[str, str] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retrieval: dict[str, dict[str, Any]] = field(default_factory=dict)
+    images: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> list[MethodSummary]:
         """One row per extractor x aligner x classifier: means over splits, best first."""
@@ -91,21 +101,24 @@ class EvaluationResult:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document saved as ``results.json``."""
-        return {
+        doc = {
             "summary": [dict(r) for r in self.summary()],
             "results": [dict(r) for r in self.rows],
             "skipped": self.skipped,
             "provenance": self.provenance,
         }
+        if self.retrieval:
+            doc["retrieval"] = self.retrieval
+        return doc
 
     def save(self, directory: str | os.PathLike, *, plots: bool = True) -> Path:
-        """Write ``results.json``, ``results.csv``, ``report.md`` and (with ``plots``) the
-        PNG charts into ``directory``."""
+        """Write ``results.json``, ``results.csv``, ``report.md``, ``report.html`` and (with
+        ``plots``) the PNG charts into ``directory``."""
         from featkit.report import write_report
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(self.to_json(), indent=2, default=_json))
+        (out / "results.json").write_text(compact_json(self.to_json()) + "\n")
         split_keys = [k for k in SPLIT_FIELDS if any(k in r for r in self.rows)]
         with open(out / "results.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=[*CSV_KEYS, *split_keys, "chosen"])
@@ -116,6 +129,28 @@ class EvaluationResult:
                 writer.writerow(row)
         write_report(self, out, plots=plots)
         return out
+
+
+def image_sources(dataset: Dataset) -> dict[str, Any]:
+    """``{image id: path or array}``: what ``report.html`` reads its thumbnails from."""
+    return dict(zip(dataset.ids.tolist(), dataset.items, strict=True))
+
+
+def compact_json(doc: Any) -> str:
+    """``doc`` as JSON indented by 2, except that a list of numbers or strings stays on one
+    line: each row's test ids and predictions would otherwise take a line per image."""
+    return _compact(json.loads(json.dumps(doc, default=_json)), 0)
+
+
+def _compact(value: Any, depth: int) -> str:
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {_compact(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        items = [f"{inner}{_compact(v, depth + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value)
 
 
 def _json(value: Any) -> Any:

@@ -74,7 +74,9 @@ class ScoreRow(_Record):
 
     ``extract_s`` is the extractor's time over the whole job, ``align_s`` the aligner's on
     this split (adapt only), ``n_failed`` the images the extractor could not read or use;
-    ``chosen`` the hyper-parameters a sweep picked on the training rows.
+    ``chosen`` the hyper-parameters a sweep picked on the training rows. ``test_ids``,
+    ``y_true`` and ``y_pred`` are the test images and their true and predicted labels, in
+    the same order: what the report's error and disagreement galleries show.
     """
 
     extractor: str
@@ -101,6 +103,9 @@ class ScoreRow(_Record):
     repeat: int | None = None
     source: str | None = None
     target: str | None = None
+    test_ids: list[str] | None = None
+    y_true: list[int] | None = None
+    y_pred: list[int] | None = None
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> ScoreRow:

@@ -18,6 +18,7 @@ from featkit.evaluate.projection import check_view, project_2d
 from featkit.evaluate.protocols import Protocol, Split, make_protocol
 from featkit.evaluate.provenance import job_provenance
 from featkit.evaluate.results import EvaluationResult
+from featkit.evaluate.retrieval import retrieval_examples
 from featkit.evaluate.rows import ScoreRow, method_name, row_identity
 from featkit.evaluate.score_cache import ScoreCache
 from featkit.exceptions import InvalidParameterError
@@ -80,12 +81,17 @@ def score_split(
         )
         key = None if cache is None else cache.key(data_key, estimator)
         outcome = None if cache is None else cache.get(key)
+        if outcome is not None and "y_pred" not in outcome:
+            outcome = None  # cached before rows kept their predictions: refit once, re-cache
         cached = outcome is not None
         if outcome is None:
             outcome = _fit_and_score(estimator, train, test, features.class_names, identity, log)
             if cache is not None:
                 cache.put(key, outcome)
-        rows.append(ScoreRow(**identity, **outcome))
+        # The cache keys the features, not the ids: the same pixels under other names score
+        # alike, so the ids and true labels come from this split, the predictions in order.
+        images = {"test_ids": test.ids.tolist(), "y_true": test.y.tolist()}
+        rows.append(ScoreRow(**identity, **outcome, **images))
         if log is not None:
             chosen = "".join(f", {k}={v:.3g}" for k, v in outcome["chosen"].items())
             how = "cached" if cached else f"fit {outcome['fit_s']:.1f}s"
@@ -123,6 +129,7 @@ def _fit_and_score(
         "predict_s": round(t2 - t1, 4),
         "chosen": _chosen_params(clf),
         **classification_scores(test.y, pred, class_names),
+        "y_pred": np.asarray(pred).tolist(),
     }
 
 
@@ -165,6 +172,7 @@ def evaluate_features(
     splits = proto.splits(first.y, first.splits, first.domains)
     rows: list[ScoreRow] = []
     views = {}
+    retrieval = {}
     for name, fs in sets.items():
         config = fs.provenance.get("extractor") or {}
         if config.get("runtime"):
@@ -180,7 +188,9 @@ def evaluate_features(
             part = score_split(fs, split, estimators, protocol=proto.name, extractor=name, log=log)
             rows += [replace(row, extract_s=extract_s) for row in part]
         if view is not None:
-            views[name] = project_2d(fs.X, fs.y, view, seed)
+            views[name] = project_2d(fs.X, fs.y, view, seed, ids=fs.ids)
+        if splits:
+            retrieval[name] = retrieval_examples(fs, splits[0], seed=seed)
     dataset = dict(first.provenance.get("dataset", {}))
     dataset.setdefault("name", "features")
     dataset["class_names"] = list(first.class_names)
@@ -195,7 +205,7 @@ def evaluate_features(
         seed=seed,
         machines={n: fs.provenance.get("machine") for n, fs in sets.items()},
     )
-    return EvaluationResult(rows=rows, provenance=provenance, views=views)
+    return EvaluationResult(rows=rows, provenance=provenance, views=views, retrieval=retrieval)
 
 
 def _paired(sets: dict[str, FeatureSet], say: Callable[[str], None]) -> dict[str, FeatureSet]:

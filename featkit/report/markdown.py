@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["runtime_lines", "write_report"]
+__all__ = ["render_markdown", "runtime_lines", "write_charts", "write_markdown"]
 
 ACCURACY_PNG = "accuracy.png"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -25,15 +25,15 @@ VIEWS_PNG = "features_2d.png"
 ALIGNMENT_PNG = "alignment_2d.png"
 
 
-def write_report(result: EvaluationResult, out: Path, *, plots: bool = True) -> Path:
-    """Write ``report.md`` (and, with ``plots``, its PNG charts) into ``out``."""
-    charts = _write_charts(result, out) if plots else {}
+def write_markdown(result: EvaluationResult, out: Path, charts: dict[str, str]) -> Path:
+    """Write ``report.md`` into ``out``, showing the ``charts`` (from :func:`write_charts`)."""
     path = out / "report.md"
     path.write_text(render_markdown(result, charts))
     return path
 
 
-def _write_charts(result: EvaluationResult, out: Path) -> dict[str, str]:
+def write_charts(result: EvaluationResult, out: Path) -> dict[str, str]:
+    """Draw the PNG charts into ``out``: ``{chart: file name}``."""
     from featkit.report.plots import (
         accuracy_chart,
         alignment_views_chart,
