@@ -8,6 +8,11 @@ preprocessing) scored. Torch's generator is seeded at the start of each epoch fr
 epoch), so dropout and drop-path depend on nothing that came before: with the weights,
 the optimizer's and the schedule's state and :class:`Progress` restored, a resumed run
 computes what an uninterrupted one does.
+
+With a domain loss (:mod:`featkit.finetune.domain`), each source batch comes with a target
+batch (``data.target_order``, seeded per epoch), both pass through the backbone together,
+and the loss adds the adaptation term on their pooled embeddings, weighted by
+``adapt_weight``, at the run's progress (global step / total steps).
 """
 
 from __future__ import annotations
@@ -151,7 +156,7 @@ class TrainingLoop:
         """One pass over the loader (with a target batch beside each source batch when
         adapting): the mean training loss and accuracy, and the adaptation's figures."""
         total, correct, seen = 0.0, 0, 0
-        adapt_total, domain_correct, steps = 0.0, 0.0, 0
+        adapt_total, domain_accuracy_sum, steps = 0.0, 0.0, 0
         batches = loader if targets is None else zip(loader, targets, strict=True)
         for batch in batches:
             (xb, yb), xt = (batch, None) if targets is None else (batch[0], batch[1][0])
@@ -189,12 +194,12 @@ class TrainingLoop:
             steps += 1
             if adapt_loss is not None:
                 adapt_total += float(adapt_loss.detach())
-                domain_correct += getattr(self.domain_loss, "accuracy", 0.0)
+                domain_accuracy_sum += getattr(self.domain_loss, "accuracy", 0.0)
         extra: dict[str, Any] = {}
         if targets is not None:
             extra["adapt_loss"] = adapt_total / max(steps, 1)
             if hasattr(self.domain_loss, "accuracy"):
-                extra["domain_accuracy"] = domain_correct / max(steps, 1)
+                extra["domain_accuracy"] = domain_accuracy_sum / max(steps, 1)
         return total / max(seen, 1), correct / max(seen, 1), extra
 
     def _track_best(self, row: dict[str, Any]) -> None:
