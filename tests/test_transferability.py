@@ -140,3 +140,40 @@ def test_bad_shapes_are_refused():
         logme(np.zeros((5, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="k must be"):
         knn_loo_accuracy(np.ones((3, 2)), np.array([0, 1, 0]), k=3)
+
+
+def test_source_probabilities_are_the_head_on_the_pooled_embedding(digit_images):
+    import torch
+
+    import featkit
+    from featkit.evaluate.source_model import (
+        _backbone,
+        _classifier,
+        source_head,
+        source_probabilities,
+    )
+
+    images = digit_images[0][:6]
+    ex = featkit.create_extractor("cnn", image_size=64, precision="fp32", device="cpu")
+    classes, why = source_head(ex)
+    assert (classes, why) == (1000, "")
+    P = source_probabilities(ex, images, batch_size=4)
+    assert P.shape == (6, 1000)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
+    # Another route to the same logits: the extractor's pooled rows through the classifier.
+    pooled = torch.from_numpy(ex.transform(images))
+    head = _classifier(_backbone(ex))
+    with torch.inference_mode():
+        expected = torch.softmax(head(pooled).double(), dim=1).numpy()
+    np.testing.assert_allclose(P, expected, atol=1e-5)
+    assert P.argmax(axis=1).tolist() == expected.argmax(axis=1).tolist()
+
+
+def test_extractors_without_a_head_have_no_source_probabilities():
+    import featkit
+    from featkit.evaluate.source_model import source_head, source_probabilities
+
+    hog = featkit.create_extractor("hog")
+    assert source_head(hog)[0] is None
+    with pytest.raises(ValueError, match="not a cnn"):
+        source_probabilities(hog, np.zeros((1, 8, 8)))
