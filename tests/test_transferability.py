@@ -58,6 +58,17 @@ def test_h_score_against_a_direct_computation():
     assert h_score(X, y) == pytest.approx(np.trace(np.linalg.inv(cov_f) @ cov_g), rel=1e-10)
 
 
+def test_h_score_with_more_dimensions_than_images_uses_the_pseudo_inverse():
+    X, y = _problem(12, 30, 3, seed=8)
+    X[:, 5] = 0.0  # a constant column as well
+    centred = X - X.mean(axis=0)
+    g = np.array([X[y == label].mean(axis=0) for label in y]) - X.mean(axis=0)
+    cov_f, cov_g = centred.T @ centred / len(X), g.T @ g / len(X)
+    expected = np.trace(np.linalg.pinv(cov_f) @ cov_g)
+    assert h_score(X, y) == pytest.approx(expected, rel=1e-8)
+    assert expected == pytest.approx(2.0)  # saturated at C - 1 when d >= n
+
+
 def test_h_score_of_one_hot_labels_plus_noise():
     # Balanced one-hot labels: cov = (I - 11'/C) / C, eigenvalues 1/C (C-1 times) and 0;
     # with noise variance s2 the score tends to (C - 1) (1/C) / (1/C + s2).
@@ -177,3 +188,30 @@ def test_extractors_without_a_head_have_no_source_probabilities():
     assert source_head(hog)[0] is None
     with pytest.raises(ValueError, match="not a cnn"):
         source_probabilities(hog, np.zeros((1, 8, 8)))
+
+
+def test_rank_job_and_command_on_digits():
+    import json
+
+    from click.testing import CliRunner
+
+    from featkit.cli import cli
+    from featkit.evaluate.rank import rank
+
+    result = rank("digits", ["pixels", "hog"], ["knn", "logme", "leep"], per_class=15)
+    assert result.sort_by == "knn"
+    knn = [result.value(name, "knn") for name in result.extractors()]
+    assert knn == sorted(knn, reverse=True)
+    assert result.value("hog", "leep") is None  # no head: not applicable, not an error
+    assert any("n/a for hog" in line for line in result.lines())
+    out = CliRunner().invoke(
+        cli, ["rank", "-e", "pixels", "-s", "logme,hscore", "--per-class", "10", "--json", "-q"]
+    )
+    assert out.exit_code == 0, out.output
+    record = json.loads(out.output)
+    assert record["order"] == ["pixels"] and {r["score"] for r in record["rows"]} == {
+        "logme",
+        "hscore",
+    }
+    bad = CliRunner().invoke(cli, ["rank", "-e", "pixels", "-s", "accuracy"])
+    assert bad.exit_code == 2 and "unknown score" in bad.output
