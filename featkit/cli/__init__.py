@@ -7,7 +7,8 @@ Python call away: ``list_extractors``, ``describe_extractor``, ``extract``, ``Fe
 One module a family of commands: :mod:`~featkit.cli.extractors` (list, describe,
 new-plugin), :mod:`~featkit.cli.extract`, :mod:`~featkit.cli.evaluate` (compare, adapt,
 evaluate, probe), :mod:`~featkit.cli.finetune`, :mod:`~featkit.cli.index` (the index group),
-:mod:`~featkit.cli.info` and :mod:`~featkit.cli.show` (pictures of features), with the helpers
+:mod:`~featkit.cli.info`, :mod:`~featkit.cli.show` (pictures of features) and
+:mod:`~featkit.cli.rank` (transferability scores), with the helpers
 and options they share in ``_common`` and ``_options``; this one holds the ``featkit`` group
 and :func:`main`, the console script's entry point.
 """
@@ -28,6 +29,7 @@ from featkit.cli.extractors import describe_command, list_command, new_plugin_co
 from featkit.cli.finetune import finetune_command
 from featkit.cli.index import index_group
 from featkit.cli.info import info_command
+from featkit.cli.rank import rank_command
 from featkit.cli.show import show_command
 from featkit.exceptions import FeatkitError
 
@@ -75,6 +77,7 @@ for _command in (
     index_group,
     info_command,
     show_command,
+    rank_command,
 ):
     cli.add_command(_command)
 

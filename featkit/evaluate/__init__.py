@@ -1,4 +1,4 @@
-"""Evaluation: protocols, metrics and scoring over FeatureSets; the compare and adapt jobs."""
+"""Evaluation: protocols, metrics and scoring over FeatureSets; the compare, adapt and rank jobs."""
 
 from featkit.evaluate.adapt import adapt, source_target_dataset
 from featkit.evaluate.compare import compare, default_extractors, resolve_extractors
@@ -12,6 +12,7 @@ from featkit.evaluate.protocols import (
     Split,
     make_protocol,
 )
+from featkit.evaluate.rank import RankResult, rank
 from featkit.evaluate.results import EvaluationResult, summarize
 from featkit.evaluate.scoring import evaluate_features
 
@@ -22,6 +23,7 @@ __all__ = [
     "Holdout",
     "KFold",
     "Protocol",
+    "RankResult",
     "Split",
     "adapt",
     "classification_scores",
@@ -29,6 +31,7 @@ __all__ = [
     "default_extractors",
     "evaluate_features",
     "make_protocol",
+    "rank",
     "resolve_extractors",
     "source_target_dataset",
     "summarize",
