@@ -164,7 +164,7 @@ def compare(
     on_features = {n: e for n, e in estimators.items() if not learns_from_images(e)}
     on_images = {n: e for n, e in estimators.items() if learns_from_images(e)}
     chosen, skipped = resolve_extractors(extractors, dataset=dataset, say=say)
-    _leave_out_local(chosen, skipped, say)
+    leave_out_local(chosen, skipped, say)
     if device is not None:
         for extractor in chosen.values():
             if "device" in extractor.get_params():
@@ -332,15 +332,18 @@ def resolve_extractors(
     return chosen, skipped
 
 
-def _leave_out_local(
-    chosen: dict[str, Extractor], skipped: dict[str, str], say: Callable[[str], None]
+def leave_out_local(
+    chosen: dict[str, Extractor],
+    skipped: dict[str, str],
+    say: Callable[[str], None],
+    job: str = "compare",
 ) -> None:
-    """Move local extractors from ``chosen`` to ``skipped``, saying so: compare scores one
-    vector per image; raise when nothing is left to compare."""
+    """Move local extractors from ``chosen`` to ``skipped``, saying so: ``job`` (compare,
+    rank) takes one vector per image; raise when nothing is left to ``job``."""
     for name, extractor in list(chosen.items()):
         if extractor.kind == "local":
-            skipped[name] = f"local descriptors: compare an encoding of them, e.g. {name}-bovw"
+            skipped[name] = f"local descriptors: {job} an encoding of them, e.g. {name}-bovw"
             say(f"skipping {name}: {skipped[name]}")
             del chosen[name]
     if not chosen:
-        raise InvalidParameterError(f"no extractor to compare: {skipped or 'none given'}")
+        raise InvalidParameterError(f"no extractor to {job}: {skipped or 'none given'}")

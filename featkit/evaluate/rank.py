@@ -22,7 +22,7 @@ import numpy as np
 
 from featkit._version import __version__
 from featkit.data import Dataset, load_dataset
-from featkit.evaluate.compare import resolve_extractors
+from featkit.evaluate.compare import leave_out_local, resolve_extractors
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
 from featkit.evaluate.protocols import Split
 from featkit.evaluate.source_model import source_head, source_probabilities
@@ -185,13 +185,7 @@ def rank(
     if per_class is not None:
         dataset = dataset.sample_per_class(per_class, seed=seed)
     chosen, skipped = resolve_extractors(extractors, params, dataset, say=say)
-    for name, extractor in list(chosen.items()):
-        if extractor.kind == "local":
-            skipped[name] = f"local descriptors: rank an encoding of them, e.g. {name}-bovw"
-            say(f"skipping {name}: {skipped[name]}")
-            del chosen[name]
-    if not chosen:
-        raise InvalidParameterError(f"no extractor to rank: {skipped or 'none given'}")
+    leave_out_local(chosen, skipped, say, job="rank")
     for extractor in chosen.values():
         if device is not None and "device" in extractor.get_params():
             extractor.set_params(device=device)
