@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from featkit.data import Dataset
+from featkit.exceptions import InvalidParameterError
 from featkit.finetune.augment import augment
 from featkit.io import read_image
 
@@ -26,6 +28,7 @@ __all__ = [
     "data_hash",
     "derive_seed",
     "epoch_order",
+    "items_and_labels",
     "make_loader",
     "target_order",
     "validation_split",
@@ -174,3 +177,42 @@ def target_order(n: int, n_needed: int, seed: int, epoch: int) -> list[int]:
         out += rng.permutation(n).tolist()
         k += 1
     return out[:n_needed]
+
+
+def items_and_labels(images: Any, y: Any, need_labels: bool = True) -> tuple[list[Any], np.ndarray]:
+    """The image sources as a list, and the labels (a Dataset's own when ``y`` is None)."""
+    if isinstance(images, Dataset):
+        if y is None:
+            if need_labels and (images.labels < 0).any():
+                raise InvalidParameterError(
+                    f"data set {images.name!r} has unlabelled images (label -1): pass y, or "
+                    "keep the labelled images"
+                )
+            y = np.asarray(images.class_names, dtype=object)[images.labels]
+        items: Sequence[Any] = images.items
+    elif isinstance(images, (str, bytes, os.PathLike)):
+        raise InvalidParameterError(
+            "expected a sequence of images (paths, arrays or a Dataset), got a single "
+            f"{type(images).__name__}; wrap it in a list"
+        )
+    elif isinstance(images, np.ndarray):
+        if images.ndim not in (3, 4):
+            raise InvalidParameterError(
+                f"an image batch array must be (n, H, W) or (n, H, W, C); got {images.shape}"
+            )
+        items = images
+    elif hasattr(images, "__len__") and hasattr(images, "__getitem__"):
+        items = images
+    else:
+        raise InvalidParameterError(f"expected a sequence of images, got {type(images).__name__}")
+    items = list(items)
+    if not need_labels:
+        return items, np.zeros(len(items), dtype=np.int64)
+    if y is None:
+        raise InvalidParameterError("FineTuner.fit needs labels y (or a labelled Dataset)")
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(items):
+        raise InvalidParameterError(
+            f"y must be one label per image: {len(items)} images, y of shape {y.shape}"
+        )
+    return items, y

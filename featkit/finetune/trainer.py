@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from featkit._version import __version__
-from featkit.data import Dataset
+from featkit._version import dependency_versions
 from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.backbones import load_backbone, resolve_model_name
@@ -41,6 +39,7 @@ from featkit.finetune.data import (
     as_is,
     data_hash,
     derive_seed,
+    items_and_labels,
     validation_split,
 )
 from featkit.finetune.domain import ADAPT_METHODS, make_domain_loss
@@ -351,7 +350,7 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         :class:`~featkit.data.Dataset`) with labels ``y`` (the Dataset's when None); with
         ``adapt``, towards the unlabelled ``target_images`` (any of the same kinds)."""
         self._validate_params()
-        items, y = _items_and_labels(images, y)
+        items, y = items_and_labels(images, y)
         target_items = self._target_items(target_images)
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
@@ -542,7 +541,7 @@ class FineTuner(ClassifierMixin, BaseEstimator):
                 f"FineTuner(adapt={self.adapt!r}) needs unlabelled target images: "
                 "fit(images, y, target_images=...)"
             )
-        items, _ = _items_and_labels(target_images, None, need_labels=False)
+        items, _ = items_and_labels(target_images, None, need_labels=False)
         if len(items) < 2:
             raise InvalidParameterError(
                 f"adapt={self.adapt!r} needs at least 2 target images, got {len(items)}"
@@ -596,7 +595,7 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         return out.reshape(len(out), len(self.classes_))
 
     def _apply(self, images: Any, fn: Any) -> torch.Tensor:
-        items, _ = _items_and_labels(images, None, need_labels=False)
+        items, _ = items_and_labels(images, None, need_labels=False)
         rows = ImageRows(
             items, np.zeros(len(items), dtype=np.int64), as_is, 0, read=self.extractor_.prepare
         )
@@ -643,7 +642,7 @@ class FineTuner(ClassifierMixin, BaseEstimator):
             "precision": self.precision_,
             "device": self.device_,
             "params": {k: _jsonable(v) for k, v in self.get_params(deep=False).items()},
-            "versions": _versions(),
+            "versions": dependency_versions(),
             "extractor": {"name": "cnn", "model": self.model, "image_size": self.image_size},
         }
         saved = Path(path)
@@ -720,47 +719,6 @@ def _rng_devices(device: torch.device) -> list[int]:
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
-def _items_and_labels(
-    images: Any, y: Any, need_labels: bool = True
-) -> tuple[list[Any], np.ndarray]:
-    """The image sources as a list, and the labels (a Dataset's own when ``y`` is None)."""
-    if isinstance(images, Dataset):
-        if y is None:
-            if need_labels and (images.labels < 0).any():
-                raise InvalidParameterError(
-                    f"data set {images.name!r} has unlabelled images (label -1): pass y, or "
-                    "keep the labelled images"
-                )
-            y = np.asarray(images.class_names, dtype=object)[images.labels]
-        items: Sequence[Any] = images.items
-    elif isinstance(images, (str, bytes, os.PathLike)):
-        raise InvalidParameterError(
-            "expected a sequence of images (paths, arrays or a Dataset), got a single "
-            f"{type(images).__name__}; wrap it in a list"
-        )
-    elif isinstance(images, np.ndarray):
-        if images.ndim not in (3, 4):
-            raise InvalidParameterError(
-                f"an image batch array must be (n, H, W) or (n, H, W, C); got {images.shape}"
-            )
-        items = images
-    elif hasattr(images, "__len__") and hasattr(images, "__getitem__"):
-        items = images
-    else:
-        raise InvalidParameterError(f"expected a sequence of images, got {type(images).__name__}")
-    items = list(items)
-    if not need_labels:
-        return items, np.zeros(len(items), dtype=np.int64)
-    if y is None:
-        raise InvalidParameterError("FineTuner.fit needs labels y (or a labelled Dataset)")
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(items):
-        raise InvalidParameterError(
-            f"y must be one label per image: {len(items)} images, y of shape {y.shape}"
-        )
-    return items, y
-
-
 def _postfix(row: dict[str, Any]) -> dict[str, str]:
     out = {"loss": f"{row['loss']:.3f}", "acc": f"{row['accuracy']:.3f}"}
     if row["val_accuracy"] is not None:
@@ -774,15 +732,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return str(value)
     return value
-
-
-def _versions() -> dict[str, str]:
-    import timm
-    import torchvision
-
-    return {
-        "featkit": __version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "timm": timm.__version__,
-    }
