@@ -133,6 +133,8 @@ def test_presets_carry_the_finetune_settings_and_the_seed():
 def test_misuse_is_clear(domains):
     with pytest.raises(InvalidParameterError, match="dann fine-tunes a cnn extractor's network"):
         adapt(domains, extractor="hog", aligners=["none", "dann"], pairs=[("photo", "sketch")])
+    with pytest.raises(InvalidParameterError, match="finetune fine-tunes a cnn extractor's"):
+        adapt(domains, extractor="hog", aligners=["none"], classifiers=["finetune"])
     with pytest.raises(InvalidParameterError, match="FineTuner without adapt"):
         adapt(domains, extractor=_cnn(), aligners={"mine": FineTuner()})
 

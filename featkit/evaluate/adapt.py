@@ -143,7 +143,8 @@ def adapt(
     say(
         f"{dataset.name}: {len(dataset)} images, domains {', '.join(dataset.domain_names)}; "
         f"{len(splits)} shifts x {len(chosen_aligners)} aligners x {len(on_features)} "
-        f"classifiers" + (f", and {', '.join(learners)}" if learners else "")
+        f"classifiers"
+        + (f", and {', '.join(f'{name} + {a}' for a in learners)}" if learners else "")
     )
     announce_runtimes({name: ex}, say)
 
@@ -169,8 +170,7 @@ def adapt(
                 # The images whose features the aligners of this shift saw.
                 images = image_split(split, part.features.ids, dataset)
                 target_images = dataset.subset(images.test).items
-                for method, learner in learners.items():
-                    aligner_name = method.split(" + ")[1]
+                for aligner_name, learner in learners.items():
                     tuned = score_images(
                         dataset,
                         images,
@@ -220,7 +220,7 @@ def adapt(
             **{a: _describe_aligner(a, al) for a, al in chosen_aligners.items()},
             **{m: f"FineTuner(adapt={m!r}): {DEEP_DESCRIPTION}" for m in deep},
         },
-        **describe_learners({method: {DEEP_CLASSIFIER: lr} for method, lr in learners.items()}),
+        **describe_learners({f"{name} + {a}": {DEEP_CLASSIFIER: lr} for a, lr in learners.items()}),
     )
     return EvaluationResult(
         rows=rows,
@@ -335,10 +335,9 @@ def _image_learners(
     progress: bool | None,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    """``{"extractor + aligner": learner}``: the deep methods and, with the ``none``
-    aligner, the image classifiers (plain fine-tuning), each set up to fine-tune the
-    extractor's network."""
-    wanted = {f"{name} + {method}": learner for method, learner in deep.items()}
+    """``{aligner: learner}``: the deep methods and, under the ``none`` aligner, the image
+    classifier (plain fine-tuning), each set up to fine-tune the extractor's network."""
+    wanted = dict(deep)
     if on_images and BEFORE not in aligners:
         say(f"{', '.join(on_images)}: fine-tunes without alignment, so only with aligner 'none'")
     elif on_images:
@@ -346,7 +345,7 @@ def _image_learners(
             raise InvalidParameterError(
                 f"one classifier that trains on images at most, got {', '.join(on_images)}"
             )
-        wanted[f"{name} + {BEFORE}"] = next(iter(on_images.values()))
+        wanted[BEFORE] = next(iter(on_images.values()))
     if not wanted:
         return {}
     # The learners' bars follow adapt's progress bars: None, only on a terminal.
@@ -355,8 +354,9 @@ def _image_learners(
     for method, learner in wanted.items():
         mine = learner_for_extractor(extractor, learner, verbose=verbose, say=say)
         if mine is None:
+            what = ", ".join(on_images) if method == BEFORE else method
             raise InvalidParameterError(
-                f"{method.split(' + ')[1]} fine-tunes a cnn extractor's network; "
+                f"{what} fine-tunes a cnn extractor's network; "
                 f"{name} is not one (use -e cnn, or a cnn/MODEL alias)"
             )
         out[method] = mine
