@@ -92,7 +92,10 @@ def mk_mmd(
     n_s = source.shape[0]
     pooled = torch.cat([source, target])
     n = pooled.shape[0]
-    sq = torch.cdist(pooled, pooled).square()
+    # Squared distances without a square root, whose gradient at the zero diagonal is not
+    # finite.
+    norms = pooled.square().sum(1)
+    sq = (norms[:, None] + norms[None, :] - 2 * pooled @ pooled.T).clamp_min(0)
     sigma2 = sq.detach().sum() / max(n * n - n, 1)
     sigma2 = torch.clamp(sigma2, min=torch.finfo(sq.dtype).tiny)
     kernel = sum(torch.exp(-sq / (m * sigma2)) for m in bandwidths)
