@@ -56,6 +56,14 @@ decode_option = click.option(
 )
 
 #: ``--cache-dir`` of compare and adapt.
+#: ``-p NAME.KEY=VALUE`` of the commands that run several extractors (compare, rank).
+extractor_params_option = click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    help="NAME.KEY=VALUE for one extractor (repeatable), e.g. -p cnn.image_size=128.",
+)
 cache_dir_option = path_option(
     "--cache-dir", default=None, help="Feature and score cache: a re-run skips what it has done."
 )

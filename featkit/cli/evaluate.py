@@ -22,6 +22,7 @@ from featkit.cli._common import (
 from featkit.cli._options import (
     cache_dir_option,
     decode_option,
+    extractor_params_option,
     features_option,
     path_option,
     report_flags,
@@ -36,13 +37,7 @@ from featkit.exceptions import InvalidParameterError
 @click.option(
     "--extractors", default=None, help="Comma-separated names (default: the built-in four)."
 )
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    help="NAME.KEY=VALUE for one extractor (repeatable), e.g. -p cnn.image_size=128.",
-)
+@extractor_params_option
 @cache_dir_option
 @click.option(
     "--device", default=None, help="Device of deep extractors: auto, cpu, cuda, cuda:N, mps."

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from featkit.cli._common import echo_err, named_params, split_list
-from featkit.cli._options import cache_dir_option, decode_option
+from featkit.cli._options import cache_dir_option, decode_option, extractor_params_option
 
 
 @click.command("rank")
@@ -21,13 +21,7 @@ from featkit.cli._options import cache_dir_option, decode_option
     default=None,
     help="Comma-separated names (default: the built-in four: pixels, hog, dsift-bovw, cnn).",
 )
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    help="NAME.KEY=VALUE for one extractor (repeatable), e.g. -p cnn.image_size=128.",
-)
+@extractor_params_option
 @click.option(
     "-s",
     "--scores",
