@@ -19,6 +19,7 @@ from skimage.feature import local_binary_pattern
 import featkit
 from featkit.cli import cli
 from featkit.exceptions import ExtractorNotFoundError, ImageReadError, InvalidParameterError
+from featkit.extractors.cnn import CNN_ALIASES
 from featkit.visualize import grad_cam, hog_glyphs, picture, show
 from featkit.visualize.hog import WHITE_PERCENTILE
 from featkit.visualize.keypoints import CENTRE_COLOR, KEYPOINT_COLOR, PATCH_COLORS
@@ -304,9 +305,82 @@ def test_tta_draws_the_map_of_the_single_crop(cat_png: Path) -> None:
     np.testing.assert_array_equal(show(cat_png, "cnn", tta="flip"), show(cat_png, "cnn"))
 
 
-def test_transformers_have_no_feature_map(cat_png: Path) -> None:
-    with pytest.raises(InvalidParameterError, match="tokens"):
-        show(cat_png, "cnn/vit_small", pretrained=False)
+def _vit_tokens_and_grad(backbone, x, head):
+    """The tokens entering the ViT's last block and the gradient of each class's logit
+    (``head`` on the pooled embedding) there, by ``retain_grad`` on the plain forward
+    pass: no grid, no leaf swapping."""
+
+    net = backbone.model
+    seen = {}
+
+    def keep(module, args):
+        args[0].retain_grad()
+        seen["tokens"] = args[0]
+
+    hook = net.blocks[-1].register_forward_pre_hook(keep)
+    try:
+        pooled = net.forward_head(net.forward_features(x.requires_grad_(True)), pre_logits=True)
+    finally:
+        hook.remove()
+    logits = head(pooled)[0]
+    grads = []
+    for index in range(len(logits)):
+        seen["tokens"].grad = None
+        logits[index].backward(retain_graph=True)
+        grads.append(seen["tokens"].grad[0].clone())
+    return seen["tokens"][0].detach(), grads, logits.detach()
+
+
+def test_vit_grad_cam_is_on_the_patch_grid_of_the_last_blocks_input(cat_png: Path) -> None:
+    """For a ViT, Grad-CAM weighs the patch tokens entering the last block by their mean
+    gradient, each drawn at its patch: checked against gradients taken on the plain
+    forward pass, token k at row k // 14 and column k % 14."""
+    import torch
+
+    from featkit.extractors.backbones import load_backbone
+
+    backbone = load_backbone(CNN_ALIASES["vit_small"][0], pretrained=False)
+    crop = featkit.create_extractor("cnn/vit_small", pretrained=False).prepare(cat_png)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(backbone.model.embed_dim, 3)
+    prefix = backbone.model.num_prefix_tokens
+    prep = backbone.preprocessing
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
+    tokens, grads, logits = _vit_tokens_and_grad(backbone, x, head)
+    patches = tokens[prefix:]  # (196, C)
+    for index in range(3):
+        weights = grads[index][prefix:].mean(dim=0)
+        expected = torch.relu(patches @ weights).reshape(14, 14)
+        cam, probs, explained = grad_cam(backbone, crop, class_index=index, head=head)
+        assert explained == index and cam.shape == (14, 14)
+        np.testing.assert_allclose(cam, expected.double().numpy(), rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(probs, torch.softmax(logits.double(), 0).numpy(), rtol=1e-4)
+    # The activation map: each patch token's norm, at its patch.
+    from featkit.visualize.cam import activation_map
+
+    norms = torch.linalg.vector_norm(patches.double(), dim=1).reshape(14, 14)
+    np.testing.assert_allclose(activation_map(backbone, crop), norms.numpy(), rtol=1e-5)
+
+
+def test_vit_pictures_name_the_tokens(cat_png: Path) -> None:
+    drawn = picture(cat_png, "cnn/vit_small", pretrained=False)
+    assert "activation map" in drawn.caption and "random weights" in drawn.caption
+    assert "norm of the patch tokens entering its last block (14x14)" in drawn.caption
+    assert drawn.image.shape == (224, 224, 3)
+    with pytest.raises(InvalidParameterError, match="Grad-CAM needs a trained classifier"):
+        picture(cat_png, "cnn/vit_small", pretrained=False, cnn_map="gradcam")
+
+
+def test_weights_without_a_classifier_have_no_class_to_explain() -> None:
+    """DINOv2's self-supervised weights come without a classifier (timm num_classes=0):
+    what they output is the embedding, so show draws the activation map."""
+    from featkit.extractors.backbones import load_backbone
+    from featkit.visualize.cam import _has_classifier
+
+    assert _has_classifier(load_backbone(CNN_ALIASES["vit_small"][0], pretrained=False))
+    assert not _has_classifier(load_backbone(CNN_ALIASES["dinov2_small"][0], pretrained=False))
+    assert _has_classifier(load_backbone("torchvision:resnet18", pretrained=False))
 
 
 # -- the API and the command line ---------------------------------------------------------

@@ -6,13 +6,19 @@ logit over its positions and keeps the positive part of the weighted sum. It nee
 trained classifier: the ImageNet head of pretrained weights, or the head a fine-tuned
 checkpoint was trained with (``FineTuner.save`` writes it beside the backbone as
 ``<name>.head.safetensors``; its classes come from the record). A checkpoint without that
-head, or random weights, get the activation map (the channel mean of the last feature
-map), which shows what the network responds to, not the evidence for a class.
+head, random weights, or weights without a classifier (DINOv2) get the activation map (the
+channel mean of the last feature map), which shows what the network responds to, not the
+evidence for a class.
+
+Vision transformers have tokens, not a feature map: their map is the patch tokens entering
+the last block, on the patch grid (the class token still reads every patch there), and
+their activation map is each token's norm.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,13 +42,17 @@ _IMAGENET_CLASSES = 1000
 def _last_feature_map(backbone: Backbone, x: Any, head: Any = None) -> tuple[Any, Any]:
     """(the last feature map as a leaf tensor that requires grad, (C, H, W) per image; the
     logits computed from it), for a normalised (n, 3, S, S) batch; with ``head`` (a linear
-    layer on the pooled embedding), its logits instead of the network's own."""
+    layer on the pooled embedding), its logits instead of the network's own. For a vision
+    transformer the map is its patch tokens entering the last block, on their grid."""
     if head is not None:
         with _replaced_classifier(backbone, head):
             return _last_feature_map(backbone, x)
     import torch
 
     model = backbone.model
+    transformer = _last_block(model)
+    if transformer is not None:
+        return _token_map(model, x, *transformer)
     if backbone.library == "timm":
         features = model.forward_features(x)
         nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC"
@@ -76,6 +86,65 @@ def _last_feature_map(backbone: Backbone, x: Any, head: Any = None) -> tuple[Any
     finally:
         hook.remove()
     return found["map"], logits
+
+
+def _last_block(model: Any) -> tuple[Any, int] | None:
+    """A vision transformer's last block and its number of prefix tokens (class,
+    distillation and register tokens before the patches), or None for other networks."""
+    blocks = getattr(model, "blocks", None)  # timm's VisionTransformer and its kin
+    if blocks is not None and hasattr(model, "num_prefix_tokens") and len(blocks):
+        return blocks[-1], int(model.num_prefix_tokens)
+    layers = getattr(getattr(model, "encoder", None), "layers", None)  # torchvision's
+    if layers is not None and hasattr(model, "class_token") and len(layers):
+        return layers[-1], 1
+    return None
+
+
+def _token_map(model: Any, x: Any, block: Any, prefix: int) -> tuple[Any, Any]:
+    """(the patch tokens entering ``block`` as an (n, C, h, w) leaf, the logits).
+
+    The tokens of the final layer are no map to explain: a class-token head reads the
+    class token alone, so no gradient reaches them. The last block's input is where the
+    class token still gathers from every patch (the ViT recipe of pytorch-grad-cam). A
+    pre-hook rebuilds that input from a leaf grid, so the gradient stops there.
+    """
+    import torch
+
+    found: dict[str, Any] = {}
+
+    def swap(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        tokens = args[0]
+        n, length, channels = tokens.shape
+        side = math.isqrt(length - prefix)
+        if side * side != length - prefix:
+            raise InvalidParameterError(
+                f"show: {length - prefix} patch tokens do not make a square grid"
+            )
+        patches = tokens[:, prefix:].detach().transpose(1, 2)
+        grid = patches.reshape(n, channels, side, side).requires_grad_(True)
+        found["map"] = grid
+        rebuilt = torch.cat([tokens[:, :prefix].detach(), grid.flatten(2).transpose(1, 2)], 1)
+        return (rebuilt, *args[1:])
+
+    hook = block.register_forward_pre_hook(swap)
+    try:
+        logits = model(x)
+    finally:
+        hook.remove()
+    return found["map"], logits
+
+
+def _map_name(backbone: Backbone) -> str:
+    """What the maps are drawn on, for captions."""
+    if _last_block(backbone.model) is not None:
+        return "patch tokens entering its last block"
+    return "last feature map"
+
+
+def _has_classifier(backbone: Backbone) -> bool:
+    """False for networks built without a classifier (DINOv2's self-supervised weights):
+    their "logits" are the embedding, no class to explain."""
+    return backbone.library != "timm" or getattr(backbone.model, "num_classes", 1) != 0
 
 
 @contextlib.contextmanager
@@ -121,12 +190,18 @@ def grad_cam(
 
 
 def activation_map(backbone: Backbone, crop: np.ndarray) -> np.ndarray:
-    """The channel mean of the last feature map of a uint8 (S, S, 3) crop: (H, W) float64."""
+    """The channel mean of the last feature map of a uint8 (S, S, 3) crop, or for a vision
+    transformer the norm of each patch token entering its last block: (H, W) float64."""
     import torch
 
     with torch.no_grad():
         features, _ = _last_feature_map(backbone, _batch(backbone, crop))
-    return features[0].detach().double().mean(dim=0).numpy()
+    features = features[0].detach().double()
+    if _last_block(backbone.model) is not None:
+        # Tokens are centred by LayerNorm: their channel mean says little, their size
+        # shows where the network stores information (high-norm tokens included).
+        return torch.linalg.vector_norm(features, dim=0).numpy()
+    return features.mean(dim=0).numpy()
 
 
 def _batch(backbone: Backbone, crop: np.ndarray) -> Any:
@@ -184,6 +259,8 @@ def cnn_picture(
         weights = "a checkpoint, a fine-tuned backbone without its head"
     elif backbone.weights == "random":
         weights = "random weights"
+    elif not _has_classifier(backbone):
+        weights = f"{backbone.weights}, without a classifier"
     else:
         weights = backbone.weights
     headless = head is None and weights != backbone.weights
@@ -199,12 +276,13 @@ def cnn_picture(
             "show: a class is explained by Grad-CAM only; the activation map has none"
         )
     size = f"{crop.shape[0]}x{crop.shape[1]}"
+    on = _map_name(backbone)
     if cnn_map == "activation":
         heat = activation_map(backbone, crop)
+        measure = "the norm of the" if _last_block(backbone.model) else "the channel mean of its"
         caption = (
-            f"cnn: activation map of {extractor.model} ({weights}), the channel mean of its "
-            f"last feature map ({heat.shape[0]}x{heat.shape[1]}) "
-            f"over the {size} crop it sees; red = strongest"
+            f"cnn: activation map of {extractor.model} ({weights}), {measure} {on} "
+            f"({heat.shape[0]}x{heat.shape[1]}) over the {size} crop it sees; red = strongest"
         )
         return Picture(overlay_heat_map(crop, heat), caption)
     cam, probs, index = grad_cam(backbone, crop, class_index, head)
@@ -213,8 +291,8 @@ def cnn_picture(
     label = f" {class_names[index]!r}" if class_names else _class_name(index, len(probs))
     caption = (
         f"cnn: Grad-CAM of {extractor.model} ({weights}) for class {index}"
-        f"{label} (p = {probs[index]:.2f}, {which}) on its last "
-        f"feature map ({cam.shape[0]}x{cam.shape[1]}) over the {size} crop it sees; "
+        f"{label} (p = {probs[index]:.2f}, {which}) on its {on} "
+        f"({cam.shape[0]}x{cam.shape[1]}) over the {size} crop it sees; "
         "red = most evidence"
     )
     return Picture(overlay_heat_map(crop, cam), caption)
