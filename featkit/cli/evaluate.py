@@ -35,7 +35,7 @@ from featkit.exceptions import InvalidParameterError
 @click.command("compare")
 @click.option("-d", "--data", default="digits", show_default=True, help="Data set spec.")
 @click.option(
-    "--extractors", default=None, help="Comma-separated names (default: the built-in four)."
+    "-e", "--extractors", default=None, help="Comma-separated names (default: the built-in four)."
 )
 @extractor_params_option
 @cache_dir_option
