@@ -500,6 +500,32 @@ def test_auto_precision_follows_the_cpu_flags(monkeypatch):
     assert extractor.config["runtime"]["cpu_bf16"] == "amx_bf16"
 
 
+def test_passes_started_before_running_out_of_memory_are_kept(monkeypatch):
+    """Out of memory in the second pass: the first pass's rows are kept (on a GPU they may
+    still be on their way back) and only the rest is run again, at half the size."""
+    from featkit.extractors.cnn import CNNExtractor
+
+    extractor = featkit.create_extractor("cnn", image_size=64, batch_size=8, device="cpu")
+    images = [skdata.chelsea(), skdata.coffee(), skdata.astronaut()] * 3  # 9 images
+    expected = extractor.transform(images)
+    seen: list[int] = []
+    real_forward = CNNExtractor._forward_on_device
+
+    def forward(self, x):
+        seen.append(len(x))
+        if len(seen) == 2:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real_forward(self, x)
+
+    monkeypatch.setattr(CNNExtractor, "_forward_on_device", forward)
+    try:
+        X = extractor.transform(images)
+        assert seen == [8, 8, 4]  # the ninth image again, alone in a pass of 4
+        np.testing.assert_allclose(X, expected, rtol=1e-5, atol=1e-5)
+    finally:
+        extractor._network().fitting_batch = None  # the network is shared by the process
+
+
 def test_out_of_memory_halves_the_passes_and_leaves_the_extractor_unchanged(monkeypatch):
     """A pass that runs out of GPU memory is retried at half the size, padded to it; the
     limit is remembered by the network (the device's state), not written into the
@@ -510,15 +536,15 @@ def test_out_of_memory_halves_the_passes_and_leaves_the_extractor_unchanged(monk
     images = [skdata.chelsea(), skdata.coffee(), skdata.astronaut()] * 3  # 9 images
     expected = extractor.transform(images)
     seen: list[int] = []
-    real_forward = CNNExtractor._forward
+    real_forward = CNNExtractor._forward_on_device
 
-    def forward(self, batch):
-        seen.append(len(batch))
-        if len(batch) > 4:
+    def forward(self, x):
+        seen.append(len(x))
+        if len(x) > 4:
             raise torch.cuda.OutOfMemoryError("simulated")
-        return real_forward(self, batch)
+        return real_forward(self, x)
 
-    monkeypatch.setattr(CNNExtractor, "_forward", forward)
+    monkeypatch.setattr(CNNExtractor, "_forward_on_device", forward)
     before = dict(extractor.__dict__)
     try:
         X = extractor.transform(images)

@@ -4,6 +4,7 @@ tested in test_cnn, test_probe, test_align and test_index."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -34,14 +35,51 @@ def test_cnn_fp32_on_cuda_matches_cpu():
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4 * np.abs(cpu).max())
 
 
-def test_cnn_auto_precision_on_cuda_is_close_to_fp32():
+def test_cnn_auto_precision_on_cuda_is_measured_and_close_to_fp32(tmp_path, monkeypatch):
+    """auto times fp32, fp16 and bf16 once on this GPU, keeps the choice in the decision
+    file, and its rows stay within the cosine it promises."""
+    from featkit.extractors import gpu_precision
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(gpu_precision, "_CHOSEN", {})
     images = sample_images(8)
     auto = featkit.create_extractor("cnn", device="cuda", image_size=96)
-    assert auto.resolved_precision() in ("bf16", "fp16")
+    chosen = auto.resolved_precision()
+    (record,) = json.loads(gpu_precision.decision_file().read_text()).values()
+    trials = [gpu_precision.PrecisionTrial(**t) for t in record["trials"]]
+    assert chosen == record["precision"] == gpu_precision.choose_precision(trials)
+    print("precision trials on", torch.cuda.get_device_name(), record)
     fp32 = featkit.create_extractor("cnn", device="cuda", precision="fp32", image_size=96)
     a, b = auto.fit(images).transform(images), fp32.fit(images).transform(images)
     assert _cosine(a, b).min() > 0.99
-    assert auto.config["params"]["device"] == "cuda"
+    assert auto.config["runtime"]["precision"] == chosen
+
+
+def test_streamed_passes_equal_passes_one_at_a_time():
+    """On CUDA the passes overlap their copies (pinned staging, a side stream, rows back
+    asynchronously): the rows are those of passes run and waited for one at a time, and
+    each pass's own images, wherever the pass sits (odd counts, a padded last pass)."""
+    from featkit.extractors.passes import launch_passes
+
+    extractor = featkit.create_extractor(
+        "cnn", device="cuda", precision="fp32", image_size=96, batch_size=8
+    )
+    images = np.stack([extractor.prepare(im) for im in sample_images(37, seed=2)])
+    streamed = extractor.transform_prepared(images)
+    one_by_one = []
+    for start in range(0, len(images), 8):
+        launched = []
+        launch_passes(
+            images[start : start + 8],
+            8,
+            torch.device("cuda"),
+            extractor._forward_on_device,
+            launched,
+        )
+        torch.cuda.synchronize()
+        one_by_one.append(launched[0].wait())
+    np.testing.assert_array_equal(streamed, np.concatenate(one_by_one))
+    assert streamed.shape[0] == 37
 
 
 def test_engine_on_cuda_matches_cpu(tmp_path):

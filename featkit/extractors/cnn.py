@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
@@ -39,7 +40,14 @@ from featkit.extractors.base import (
     check_decode,
     reduced_decode_size,
 )
+from featkit.extractors.gpu_precision import (
+    PrecisionTrial,
+    calibration_photos,
+    measure_precisions,
+    remembered_precision,
+)
 from featkit.extractors.network import Network, network_for
+from featkit.extractors.passes import PendingRows, launch_passes
 from featkit.extractors.pooling import POOLINGS, pool
 from featkit.extractors.presets import register_preset
 from featkit.hardware import cpu_bf16_kernels
@@ -233,14 +241,48 @@ class CNNExtractor(Extractor):
         """The precision "auto" stands for on this machine and device."""
         if self.precision != "auto":
             return self.precision
-        import torch
 
         device = self._device()
-        if device.type == "cuda":  # native bf16 from Ampere (capability 8) on; fp16 before
-            return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
+        if device.type == "cuda":  # measured once per GPU kind and network, then kept
+            return self._cached("gpu_precision", self._fastest_gpu_precision)
         if device.type == "cpu" and cpu_bf16_kernels() is not None:
             return "bf16"
         return "fp32"
+
+    def _fastest_gpu_precision(self) -> str:
+        """The fastest precision on this GPU whose rows stay within cosine 0.999 of fp32's
+        (:mod:`featkit.extractors.gpu_precision`)."""
+        import torch
+
+        device = self._device()
+        size = self.resolved_batch_size()
+        key = " | ".join(
+            [
+                torch.cuda.get_device_name(device),
+                self.model,
+                self._backbone().weights,
+                f"layer={self.layer}",
+                f"pooling={self.pooling}",
+                f"{self.preprocessing().crop_size}px",
+                f"batch={size}",
+                f"torch {torch.__version__}",
+            ]
+        )
+
+        def measure() -> list[PrecisionTrial]:
+            single = clone(self).set_params(tta="none") if self.n_views() > 1 else self
+            photos = [single.prepare(image) for image in calibration_photos()]
+            images = np.stack([photos[i % len(photos)] for i in range(size)])
+            candidates = ["fp16"] + (["bf16"] if torch.cuda.is_bf16_supported() else [])
+            trials = {p: clone(self).set_params(precision=p) for p in ["fp32", *candidates]}
+            return measure_precisions(
+                lambda precision, batch: trials[precision]._forward(batch),
+                images,
+                candidates,
+                synchronize=lambda: torch.cuda.synchronize(device),
+            )
+
+        return remembered_precision(key, measure)
 
     def resolved_batch_size(self) -> int:
         """Images per forward pass: ``batch_size``, or the device's default for None."""
@@ -369,40 +411,48 @@ class CNNExtractor(Extractor):
         images: the last part is padded, so every image goes through the same shapes."""
         import torch
 
-        out, start = [], 0
+        rows: list[np.ndarray] = []
+        start = 0
         net = self._network()
         size = self.resolved_batch_size()
         if net.fitting_batch is not None:
             size = min(size, net.fitting_batch)
         while start < len(batch):
-            part = batch[start : start + size]
+            launched: list[PendingRows] = []
             try:
-                out.append(self._forward(_pad(part, size))[: len(part)])
-                start += size
-                continue
+                launch_passes(batch[start:], size, net.device, self._forward_on_device, launched)
+                out_of_memory = False
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise
-            # Outside the except block, so the failed pass's tensors can be freed.
-            size = max(1, size // 2)
-            net.fitting_batch = size  # the device's limit: remembered for the next chunks
-            torch.cuda.empty_cache()
-            logger.warning(
-                "GPU out of memory: forward passes of %d images from now; in reduced precision "
-                "the rows computed from now on may differ in their last bits",
-                size,
-            )
-        return np.concatenate(out)
+                out_of_memory = True
+            # The passes started before running out of memory are good: keep them.
+            rows += [pending.wait() for pending in launched]
+            start += sum(pending.n for pending in launched)
+            if out_of_memory:
+                # Outside the except block, so the failed pass's tensors can be freed.
+                size = max(1, size // 2)
+                net.fitting_batch = size  # the device's limit: remembered for the next chunks
+                torch.cuda.empty_cache()
+                logger.warning(
+                    "GPU out of memory: forward passes of %d images from now; in reduced "
+                    "precision the rows computed from now on may differ in their last bits",
+                    size,
+                )
+        return np.concatenate(rows)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """The rows of one (n, S, S, 3) uint8 batch, in one pass of its own shape."""
+        launched: list[PendingRows] = []
+        launch_passes(batch, len(batch), self._network().device, self._forward_on_device, launched)
+        return launched[0].wait()
+
+    def _forward_on_device(self, x: Any) -> Any:
+        """The float32 rows of an (n, S, S, 3) uint8 tensor already on the network's device
+        (on a GPU, queued: nothing here waits for the device)."""
         import torch
 
         net = self._network()
-        x = torch.from_numpy(np.ascontiguousarray(batch))  # (n, S, S, 3) uint8
-        if net.device.type == "cuda":
-            x = x.pin_memory().to(net.device, non_blocking=True)
-        elif net.device.type != "cpu":
-            x = x.to(net.device)
         # NHWC memory seen as NCHW is the channels-last layout: no copy. Normalising on the
         # model's device lets uint8 travel (4x less than float32).
         x = x.permute(0, 3, 1, 2).float().sub_(net.mean).div_(net.std)
@@ -437,7 +487,7 @@ class CNNExtractor(Extractor):
                 ).float()
                 for a in activations
             ]
-        return torch.cat(vectors, dim=1).cpu().numpy().astype(np.float32, copy=False)
+            return torch.cat(vectors, dim=1)
 
     def _backbone(self) -> Backbone:
         return load_backbone(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint)
@@ -504,19 +554,6 @@ def _five_crops(
     corners = [(0, 0), (0, right), (bottom, 0), (bottom, right)]
     corners.append((round(bottom / 2.0), round(right / 2.0)))  # CenterCrop's offsets
     return [resized[y : y + crop, x : x + crop] for y, x in corners]
-
-
-def _pad(batch: np.ndarray, size: int) -> np.ndarray:
-    """``batch`` followed by black images up to ``size`` images.
-
-    Kernels choose their blocking (hence, in bf16, their rounding) by the batch shape: on
-    an AMX CPU a ViT's row moved by 0.0125 between a batch of 1 and one of 8. At one
-    fixed shape every image gets the same arithmetic wherever it sits in the batch.
-    """
-    if len(batch) == size:
-        return batch
-    padding = np.zeros((size - len(batch), *batch.shape[1:]), dtype=batch.dtype)
-    return np.concatenate([batch, padding])
 
 
 # Short names in the registry (``cnn/resnet50``), as timm's model entrypoints are: each is
