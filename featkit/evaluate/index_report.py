@@ -262,15 +262,14 @@ def _describe(idx: FeatureIndex, path: Path | None, scores: dict[str, Any]) -> s
 
 
 def _describe_vote(scores: dict[str, Any], temperature: float) -> str:
-    weights = scores["weights"]
     how = {
         "uniform": "one vote each",
-        "distance": "votes weighted by 1 / distance",
-        "similarity": f"votes weighted by exp(similarity / {temperature:g}) (DINO)",
-    }.get(weights, weights)
+        "distance": "weighted by 1 / distance",
+        "similarity": f"weighted by exp(similarity / {temperature:g}) as in DINO",
+    }.get(scores["weights"], scores["weights"])
     return (
-        f"{scores['n_neighbors']} nearest indexed rows vote ({how}) through "
-        f"FaissKNNClassifier on the index {scores['factory']!r} ({scores['metric']})"
+        f"the {scores['n_neighbors']} nearest rows of the index {scores['factory']!r} "
+        f"({scores['metric']}) vote, {how} (FaissKNNClassifier)"
     )
 
 
