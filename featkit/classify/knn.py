@@ -189,8 +189,15 @@ class FaissKNNClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Weighted vote shares of each class (columns in ``classes_`` order)."""
         check_is_fitted(self, "index_")
-        distance, index = self.kneighbors(X, n_neighbors=self.n_neighbors_)
-        distance = distance.astype(np.float64)
+        return self.vote(*self.kneighbors(X, n_neighbors=self.n_neighbors_))
+
+    def vote(self, distance: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Weighted vote shares of each class (columns in ``classes_`` order) of the
+        neighbours that :meth:`kneighbors` found: what :meth:`predict_proba` returns, for a
+        caller that also wants the neighbours themselves without searching twice."""
+        check_is_fitted(self, "index_")
+        distance = np.asarray(distance, dtype=np.float64)
+        index = np.asarray(index)
         if self.weights == "uniform":
             w = np.ones_like(distance)
         elif self.weights == "distance":

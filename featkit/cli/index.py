@@ -146,6 +146,17 @@ def index_search_command(
     help="Vote weights [default: similarity (DINO) for cosine, uniform for l2].",
 )
 @search_options
+@path_option(
+    "-o",
+    "--out",
+    default=None,
+    help="Also write a report folder (results.json, results.csv, report.md, report.html "
+    "with the error and retrieval galleries, PNG charts).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the report's queries."
+)
+@click.option("--no-plots", is_flag=True, help="With --out: write no PNG charts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def index_evaluate_command(
     index_path: Path,
@@ -155,21 +166,42 @@ def index_evaluate_command(
     nprobe: int | None,
     ef_search: int | None,
     device: str,
+    out: Path | None,
+    seed: int,
+    no_plots: bool,
     as_json: bool,
 ) -> None:
-    """k-NN accuracy of labelled test features voting among the indexed rows' labels."""
+    """k-NN accuracy of labelled test features voting among the indexed rows' labels; with
+    --out, the report folder of the same votes (per-class scores, confusion matrix, the
+    misclassified test images, the nearest indexed images of a few test queries)."""
+    from featkit.evaluate.index_report import index_knn_evaluation
     from featkit.evaluate.out_of_core import knn_scores
     from featkit.index import FeatureIndex
 
-    index = FeatureIndex.load(index_path, device=device)
-    if nprobe is not None:
-        index.nprobe = nprobe
-    if ef_search is not None:
-        index.ef_search = ef_search
-    scores = knn_scores(index, features, n_neighbors=n_neighbors, weights=weights)
+    if out is not None:
+        scores, result = index_knn_evaluation(
+            index_path,
+            features,
+            n_neighbors=n_neighbors,
+            weights=weights,
+            nprobe=nprobe,
+            ef_search=ef_search,
+            seed=seed,
+            device=device,
+        )
+        result.save(out, plots=not no_plots)
+    else:
+        index = FeatureIndex.load(index_path, device=device)
+        if nprobe is not None:
+            index.nprobe = nprobe
+        if ef_search is not None:
+            index.ef_search = ef_search
+        scores = knn_scores(index, features, n_neighbors=n_neighbors, weights=weights)
     echo_scores(
         scores,
         as_json,
         f"{scores['n_neighbors']}-NN ({scores['weights']} votes) of {scores['n_test']} test rows "
         f"among {scores['n_train']} indexed rows ({scores['factory']!r}, {scores['metric']}):",
     )
+    if out is not None and not as_json:
+        click.echo(f"report: {out / 'report.md'}, {out / 'report.html'}")

@@ -10,11 +10,25 @@ import numpy as np
 from featkit.evaluate.protocols import Split
 from featkit.features import FeatureSet
 
-__all__ = ["RETRIEVAL_K", "RETRIEVAL_PER_CLASS", "retrieval_examples"]
+__all__ = ["RETRIEVAL_K", "RETRIEVAL_PER_CLASS", "pick_queries", "retrieval_examples"]
 
 #: Queries per class and neighbours per query: a screenful per extractor.
 RETRIEVAL_PER_CLASS = 2
 RETRIEVAL_K = 5
+
+
+def pick_queries(
+    labels: np.ndarray, *, seed: int = 0, per_class: int = RETRIEVAL_PER_CLASS
+) -> list[int]:
+    """Positions of ``per_class`` rows of each label (all of a smaller class), drawn with
+    ``seed``: class by class in label order, ascending within a class."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    picked: list[int] = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        picked += sorted(rng.choice(rows, min(per_class, len(rows)), replace=False).tolist())
+    return picked
 
 
 def retrieval_examples(
@@ -34,11 +48,7 @@ def retrieval_examples(
     can be compared side by side.
     """
     train, test = features.subset(split.train), features.subset(split.test)
-    rng = np.random.default_rng(seed)
-    picked = []
-    for label in np.unique(test.y):
-        rows = np.flatnonzero(test.y == label)
-        picked += sorted(rng.choice(rows, min(per_class, len(rows)), replace=False).tolist())
+    picked = pick_queries(test.y, seed=seed, per_class=per_class)
     if not picked or len(train) == 0:
         return {"split": split.name, "k": k, "metric": "cosine", "queries": []}
     queries = np.asarray(test.X[picked], dtype=np.float32)

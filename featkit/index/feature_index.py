@@ -389,9 +389,10 @@ class FeatureIndex:
     def path_of(self, row: int) -> str | None:
         """File of an indexed row: the data set root joined with its id, or the id itself
         when that is an existing file; None otherwise (arrays, built-in data sets)."""
-        return self._path_of_id(str(self.id_of([row])[0]))
+        return self.path_of_id(str(self.id_of([row])[0]))
 
-    def _path_of_id(self, image_id: str) -> str | None:
+    def path_of_id(self, image_id: str) -> str | None:
+        """File of an indexed row's id (see :meth:`path_of`), for a caller that holds ids."""
         root = (self.dataset or {}).get("root")
         if root:
             return os.fspath(Path(root) / image_id)

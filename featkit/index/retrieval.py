@@ -61,7 +61,7 @@ def search_images(
                     "query": query,
                     "rank": rank,
                     "id": image_id,
-                    "path": idx._path_of_id(image_id),
+                    "path": idx.path_of_id(image_id),
                     "label": labels[rank - 1],
                     "score": float(score),
                 }

@@ -414,7 +414,8 @@ class _Page:
                 f"<section class='retrieval switched' id='r-{_safe(name)}'>"
                 f"<h3>{escape(name)}</h3><p class='hint'>{len(queries)} test queries "
                 f"({escape(str(found.get('split', '')))}), their {found.get('k', '?')} most "
-                f"similar training images ({escape(str(found.get('metric', '')))} similarity);"
+                f"similar training images ({escape(str(found.get('metric', '')))} "
+                f"{'distance' if found.get('metric') == 'l2' else 'similarity'});"
                 " a red frame: another class.</p>"
             )
             rows = []
@@ -422,7 +423,8 @@ class _Page:
                 figures = [self._figure(q["id"], f"query: {self._name(q['label'])}", "query")]
                 for n in q["neighbours"]:
                     kind = "right" if n["label"] == q["label"] else "wrong"
-                    caption = f"{n['similarity']:.3f} {self._name(n['label'])}"
+                    score = n["similarity"] if "similarity" in n else n["distance"]
+                    caption = f"{score:.3f} {self._name(n['label'])}"
                     figures.append(self._figure(n["id"], caption, kind))
                 rows.append(f"<div class='gallery row'>{''.join(figures)}</div>")
             parts.append("\n".join(rows) + "</section>")
