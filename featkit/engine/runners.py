@@ -181,7 +181,7 @@ def _probe_chunk(
     and the number of cores the model kept busy (CPU time over wall time)."""
     items = _take(dataset.items, chunk)
     with contextlib.suppress(Exception):  # load what reading and the model need, untimed
-        extractor.transform_prepared([extractor.prepare(items[0])])
+        extractor.transform_prepared([extractor.load(items[0])])
     started = time.perf_counter()
     prepared, ok, unreadable = read_chunk(extractor, chunk, items)
     read = time.perf_counter() - started
@@ -214,7 +214,9 @@ class _ChunkReader:
         prepared, ok, unreadable = read_chunk(
             self.extractor, positions, _take(self.items, positions)
         )
-        if prepared and all(p.shape == prepared[0].shape for p in prepared):
+        if prepared and all(
+            isinstance(p, np.ndarray) and p.shape == prepared[0].shape for p in prepared
+        ):
             # One array: it crosses to the main process through shared memory, not pickle.
             return positions, np.stack(prepared), ok, unreadable
         return positions, prepared, ok, unreadable
@@ -277,13 +279,14 @@ def extract_chunk(
 def read_chunk(
     extractor: Extractor, positions: list[int], items: Sequence[Any]
 ) -> tuple[list[np.ndarray], list[int], dict[int, str]]:
-    """Read and convert a chunk's images; unreadable ones are set aside with the reason."""
+    """Read and convert a chunk's images (:meth:`Extractor.load`); unreadable ones are set
+    aside with the reason."""
     prepared: list[np.ndarray] = []
     ok: list[int] = []
     unreadable: dict[int, str] = {}
     for pos, item in zip(positions, items, strict=True):
         try:
-            prepared.append(extractor.prepare(item))
+            prepared.append(extractor.load(item))
             ok.append(pos)
         except ImageReadError as exc:
             unreadable[pos] = exc.reason

@@ -176,11 +176,11 @@ class Extractor(TransformerMixin, BaseEstimator):
         """Features of ``images`` as a float32 array of shape (n, feature_dim)."""
         self.validate_params()
         self._check_fitted()
-        return self.transform_prepared(self.prepare_many(images))
+        return self.transform_prepared([self.load(img) for img in _as_image_sequence(images)])
 
     def transform_prepared(self, images: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        """Features of images already converted by :meth:`prepare` (a list, or an array
-        stacking them), float32 (n, d)."""
+        """Features of images already converted by :meth:`prepare` or :meth:`load` (a list,
+        or an array stacking them), float32 (n, d)."""
         return self.transform_prepared_with_notes(images)[0]
 
     def transform_prepared_with_notes(
@@ -206,6 +206,11 @@ class Extractor(TransformerMixin, BaseEstimator):
             reduce_to = reduced_decode_size(spec.size)
         array = read_image(image, mode=spec.color, dtype=spec.dtype, min_size=reduce_to)
         return array if spec.size is None else resize_image(array, spec.size)
+
+    def load(self, image: Any) -> Any:
+        """What a data worker hands to :meth:`transform_prepared` for one image: by default
+        :meth:`prepare`'s array (``cnn`` with ``decode="device"``: a JPEG's bytes)."""
+        return self.prepare(image)
 
     def prepare_many(self, images: Any) -> list[np.ndarray]:
         """``prepare`` over a sequence of images, a (n, H, W[, C]) array or a Dataset."""

@@ -40,6 +40,7 @@ from featkit.extractors.base import (
     check_decode,
     reduced_decode_size,
 )
+from featkit.extractors.device_decode import EncodedJPEG, encoded_jpeg, stack_on_device
 from featkit.extractors.gpu_precision import (
     PrecisionTrial,
     calibration_photos,
@@ -130,8 +131,11 @@ class CNNExtractor(Extractor):
         integer factor, again keeping twice that size (PIL's ``reducing_gap``); then it is
         resized and cropped as usual. About 5x faster on 12 MP JPEGs, embeddings at
         cosine 0.9996 of the full decode's on average. "exact": every image is decoded
-        and resized at full size. Recorded in ``config``: cached rows of the two modes
-        never mix.
+        and resized at full size. "device": data workers only read JPEG files, and each
+        chunk's JPEGs are decoded, resized and cropped on the network's device (nvJPEG on
+        a GPU, for when the CPU cannot decode as fast as the GPU runs; other images are
+        prepared as with "reduced"; :mod:`featkit.extractors.device_decode`). Recorded in
+        ``config``: cached rows of the modes never mix.
     tta : {"none", "flip", "five-crop", "ten-crop"}, default="none"
         Test-time augmentation: the row is the mean of the rows of several views of the
         image, each computed as an image of its own (the raw embeddings are averaged;
@@ -197,11 +201,17 @@ class CNNExtractor(Extractor):
             check_int("cnn", "image_size", self.image_size, low=16)
         if self.batch_size is not None:
             check_int("cnn", "batch_size", self.batch_size, low=1)
-        check_decode("cnn", self.decode)
+        if self.decode != "device":
+            check_decode("cnn", self.decode)
         if self.tta is not None and (not isinstance(self.tta, str) or self.tta not in TTA_VIEWS):
             raise InvalidParameterError(
                 f"cnn: tta must be one of {', '.join(map(repr, TTA_VIEWS))} (None: 'none'); "
                 f"got {self.tta!r}"
+            )
+        if self.decode == "device" and self._tta() != "none":
+            raise InvalidParameterError(
+                f"cnn: decode='device' prepares one crop per image; tta={self.tta!r} needs "
+                "decode='reduced' or 'exact'"
             )
         if self.precision not in PRECISIONS:
             raise InvalidParameterError(
@@ -323,7 +333,8 @@ class CNNExtractor(Extractor):
         return config
 
     def input_spec(self) -> InputSpec:
-        return InputSpec(color="rgb", size=None, dtype=np.uint8, decode=self.decode)
+        decode = "reduced" if self.decode == "device" else self.decode  # the CPU's part
+        return InputSpec(color="rgb", size=None, dtype=np.uint8, decode=decode)
 
     # -- preparing images (runs in data-loader workers) --------------------------------------
     def preprocessing(self) -> Preprocessing:
@@ -347,15 +358,33 @@ class CNNExtractor(Extractor):
             )
         return prep
 
+    def load(self, image: Any) -> Any:
+        """What a data worker reads for the model: with ``decode="device"`` a JPEG's bytes
+        (:class:`~featkit.extractors.device_decode.EncodedJPEG`), decoded with its chunk
+        on the network's device; otherwise, and for other images, :meth:`prepare`."""
+        if self.decode == "device":
+            encoded = encoded_jpeg(image)
+            if encoded is not None:
+                return encoded
+        return self.prepare(image)
+
     def prepare(self, image: Any) -> np.ndarray:
         """Read an image and resize/crop it as the weights expect: uint8 (S, S, 3); with
-        ``tta``, its views stacked, (V, S, S, 3)."""
+        ``tta``, its views stacked, (V, S, S, 3). With ``decode="device"`` a JPEG is
+        decoded and cropped on the network's device, as in a batch, and brought back."""
+        if self.decode == "device":
+            encoded = encoded_jpeg(image)
+            if encoded is not None:
+                return self._device_batch([encoded]).cpu().numpy()[0]
+        return self._prepare_on_cpu(image)
+
+    def _prepare_on_cpu(self, image: Any) -> np.ndarray:
         prep = self.preprocessing()
         tta = self._tta()
         crops = tta in ("five-crop", "ten-crop")
         resize = self._crop_tta_resize() if crops else prep.resize_size
         reduce_to = None
-        if self.decode == "reduced":
+        if self.decode in ("reduced", "device"):
             # Resizing makes the shorter side resize_size (both sides, for "squash"): a JPEG
             # decoded at a scale that keeps both sides at least twice that is only shrunk,
             # and still mostly by the weights' own filter (measured: cosine 0.9996 on 12 MP
@@ -387,9 +416,23 @@ class CNNExtractor(Extractor):
 
         return self._cached("feature_dim", probe)
 
+    def _device_batch(self, images: Sequence[Any]) -> Any:
+        """The (n, S, S, 3) uint8 tensor of ``images`` (encoded JPEGs and CPU crops) on the
+        network's device; a JPEG the device cannot decode is prepared on the CPU."""
+        return stack_on_device(
+            images,
+            self.preprocessing(),
+            self._network().device,
+            lambda encoded: self._prepare_on_cpu(encoded.data),
+        )
+
     def _transform(self, images: list[np.ndarray] | np.ndarray) -> np.ndarray:
         if len(images) == 0:
             return np.zeros((0, self.feature_dim), dtype=np.float32)
+        if not isinstance(images, np.ndarray) and any(
+            isinstance(image, EncodedJPEG) for image in images
+        ):
+            return self._embed(self._device_batch(images))
         batch = images if isinstance(images, np.ndarray) else np.stack(images)
         views = self.n_views()
         if views == 1:

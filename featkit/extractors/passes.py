@@ -57,15 +57,16 @@ class PendingRows:
 
 
 def launch_passes(
-    batch: np.ndarray,
+    batch: Any,
     size: int,
     device: Any,
     forward: Callable[[Any], Any],
     launched: list[PendingRows],
 ) -> None:
-    """Start passes of ``size`` images over ``batch`` ((n, ...) uint8, the last pass
-    padded) through ``forward`` (a (size, ...) uint8 tensor on ``device`` to its rows on
-    ``device``), appending each to ``launched`` as it starts.
+    """Start passes of ``size`` images over ``batch`` ((n, ...) uint8, an array or a
+    tensor already on ``device``; the last pass padded) through ``forward`` (a (size, ...)
+    uint8 tensor on ``device`` to its rows on ``device``), appending each to ``launched``
+    as it starts.
 
     On a CUDA device the call returns as soon as the last pass is queued; the rows are
     there after :meth:`PendingRows.wait`. ``launched`` holds the passes started before an
@@ -74,6 +75,13 @@ def launch_passes(
     import torch
 
     starts = range(0, len(batch), size)
+    if isinstance(batch, torch.Tensor):  # already on the device (decoded there)
+        for start in starts:
+            part = batch[start : start + size]
+            if len(part) < size:  # the black images of pad(), made on the device
+                part = torch.cat([part, part.new_zeros((size - len(part), *part.shape[1:]))])
+            launched.append(_rows_back(forward(part), min(size, len(batch) - start), device))
+        return
     if device.type != "cuda":
         for start in starts:
             part = batch[start : start + size]
@@ -108,12 +116,21 @@ def launch_passes(
         x, copied, n = following
         compute.wait_event(copied)
         x.record_stream(compute)  # allocated on the side stream, used on this one
-        out = forward(x)
-        rows = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
-        rows.copy_(out, non_blocking=True)
-        ready = torch.cuda.Event()
-        ready.record(compute)
-        launched.append(PendingRows(rows, ready, n))
+        launched.append(_rows_back(forward(x), n, device))
         if k + 1 < len(starts):
             # Filled and sent while the GPU runs the pass just queued.
             following = upload(k + 1)
+
+
+def _rows_back(out: Any, n: int, device: Any) -> PendingRows:
+    """A pass's rows on their way to the host: on a CUDA device copied asynchronously into
+    pinned memory (the host waits only when it needs them), elsewhere at once."""
+    import torch
+
+    if device.type != "cuda":
+        return PendingRows(out.cpu(), None, n)
+    rows = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+    rows.copy_(out, non_blocking=True)
+    ready = torch.cuda.Event()
+    ready.record(torch.cuda.current_stream(device))
+    return PendingRows(rows, ready, n)
