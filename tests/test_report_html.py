@@ -17,6 +17,7 @@ from featkit.evaluate import adapt, compare
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.rows import ScoreRow
+from featkit.exceptions import InvalidParameterError
 from featkit.report import html
 from featkit.report.html import GALLERY_LIMIT, HOVER_LIMIT, render_html
 from featkit.report.thumbnails import make_thumbnail
@@ -310,6 +311,16 @@ def test_every_view_point_is_named_and_a_bounded_sample_has_a_hover_thumbnail(
     every = render_html(digits_result)
     views = _section(every, "<h2 id='views'>", "<h2 id='classifiers'>")
     assert views.count("<circle") == views.count("data-tip='t") - views.count("<image")
+
+
+def test_save_shows_the_disagreements_it_is_asked_for(digits_result, tmp_path):
+    out = digits_result.save(tmp_path / "report", plots=False, disagree=["pixels+5nn", "hog + 1nn"])
+    page = (out / "report.html").read_text()
+    section = _section(page, "<h2 id='disagreements'>", "<h2 id='retrieval'>")
+    assert "<p>pixels + 5nn against hog + 1nn, on the 75 test images both scored.</p>" in section
+    with pytest.raises(InvalidParameterError, match="no method 'cnn \\+ 1nn' to compare; the"):
+        digits_result.save(tmp_path / "other", disagree=["pixels + 5nn", "cnn + 1nn"])
+    assert not (tmp_path / "other").exists()  # refused before anything is written
 
 
 def test_a_cached_score_without_predictions_is_refitted_once(tmp_path):

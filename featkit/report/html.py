@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from featkit.exceptions import InvalidParameterError
 from featkit.report.markdown import runtime_lines
 from featkit.report.thumbnails import Thumbnails, sample
 
@@ -679,18 +680,18 @@ class _Page:
 
 def check_pair(available: Sequence[str], methods: Sequence[str]) -> tuple[str, str]:
     """The two methods of ``available`` (names as the report prints them, ``"hog + svm"``)
-    that ``methods`` names, spaces around ``+`` aside; a ValueError that lists the
-    available methods when ``methods`` is not two of them."""
+    that ``methods`` names, spaces around ``+`` aside; an InvalidParameterError (a
+    ValueError) that lists the available methods when ``methods`` is not two of them."""
     names = [spell_method(m) for m in methods]
     choice = ", ".join(repr(m) for m in available) or "none"
     if len(names) != 2 or names[0] == names[1]:
-        raise ValueError(
+        raise InvalidParameterError(
             f"disagreements are between two different methods, got {list(methods)}; "
             f"the methods: {choice}"
         )
     unknown = [m for m in names if m not in available]
     if unknown:
-        raise ValueError(
+        raise InvalidParameterError(
             f"no method {' or '.join(repr(m) for m in unknown)} to compare; the methods: {choice}"
         )
     return names[0], names[1]
