@@ -301,7 +301,7 @@ def test_every_view_point_is_named_and_a_bounded_sample_has_a_hover_thumbnail(
     names = [title for _, title in points]
     assert all(names) and names[0].endswith(")")  # "<id> (<class>)", also without script
     thumbs = _thumbs(page)
-    tips = [re.search(r"data-tip='(t\d+)'", a) for a, _ in points]
+    tips = [re.search(r"data-tip='(t[0-9a-z]+)'", a) for a, _ in points]
     assert all(t is None or t[1] in thumbs for t in tips)
     monkeypatch.setattr(html, "HOVER_LIMIT", 0)
     without = _thumbs(render_html(digits_result))  # the galleries' and views' thumbnails

@@ -89,10 +89,11 @@ def render_html(
         page.provenance(),
     ]
     title = escape(page.title)
+    colours = "".join(f"svg.points .c{i}{{fill:{c}}}" for i, c in enumerate(PALETTE))
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width'><title>{title}</title>"
-        f"<style>{CSS}</style></head><body>\n"
+        f"<style>{CSS}{colours}</style></head><body>\n"
         + "\n".join(part for part in body if part)
         + f"\n{page.thumbnail_data()}\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
@@ -537,8 +538,10 @@ class _Page:
             return f" data-tip='{key}'" if key else ""
 
         dots = "".join(
-            f"<circle cx='{pos[i, 0]:.1f}' cy='{pos[i, 1]:.1f}' r='2.2' "
-            f"fill='{PALETTE[colour_of[i]]}'{tip(i)}><title>{label(i)}</title></circle>"
+            # Whole pixels and a class per colour: every point has its <title> now, and
+            # the bytes of 600 points a view add up.
+            f"<circle cx='{pos[i, 0]:.0f}' cy='{pos[i, 1]:.0f}' r='2.2' "
+            f"class='c{colour_of[i]}'{tip(i)}><title>{label(i)}</title></circle>"
             for i in points
         )
         pictures = ""
@@ -666,7 +669,7 @@ class _Page:
             thumb = self.thumbs.get(image_id)
             if thumb.uri is None:
                 return None
-            key = f"t{len(self._keys)}"
+            key = "t" + np.base_repr(len(self._keys), 36).lower()
             self._keys[image_id] = key
             self._uris[key] = thumb.uri
         return self._keys[image_id]
