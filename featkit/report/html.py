@@ -4,8 +4,10 @@ The ranked table (sortable), per method the per-class scores, the confusion matr
 most confused classes and the misclassified test images, the disagreements between two
 methods, the retrieval examples, each extractor's features in 2-D with thumbnails, the
 domain-pair matrix as a heat map, and the provenance. Charts and thumbnails are embedded as
-data URIs; a little inline JavaScript sorts the table and switches the method shown. No
-CDN, no framework: the folder can be zipped and mailed.
+data URIs, each thumbnail once (in a JSON map the figures and views name by key); a little
+inline JavaScript fills the images from it, sorts the table, switches the method shown
+and shows a view's point in a tip. No CDN, no framework: the folder can be zipped and
+mailed.
 """
 
 from __future__ import annotations
