@@ -127,6 +127,8 @@ def test_cli_adapt_writes_the_report(two_domain_folder, tmp_path):
         "knn",
         "--pairs",
         "sharp:soft",
+        "--disagree",
+        "pixels + sa + knn,pixels + knn",
         "-o",
         str(out),
         cwd=tmp_path,
@@ -140,6 +142,8 @@ def test_cli_adapt_writes_the_report(two_domain_folder, tmp_path):
     sa = [r for r in results["results"] if r["aligner"] == "sa"]
     assert sa and all(r["dim"] == 20 for r in sa)  # -A reached the aligner
     assert "Source and target in 2-D" in (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "<p>pixels + sa + knn against pixels + knn, on the " in page  # --disagree
 
 
 @pytest.mark.parametrize(

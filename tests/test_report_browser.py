@@ -83,7 +83,21 @@ def test_every_image_has_loaded(browser, report):
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
     )
     assert len(images) > 100  # thumbnails and the accuracy chart
+    # Each thumbnail is in the page once and the script fills the <img> that name it: an
+    # image it did not fill has no source, and a naturalWidth of 0.
     assert [i for i in images if not i[1] or i[2] == 0] == []
+    # The views' pictures (SVG <image>, filled the same way) decode too.
+    sizes = browser.execute_async_script(
+        """var done = arguments[arguments.length - 1];
+        var pictures = Array.from(document.querySelectorAll('svg image'));
+        Promise.all(pictures.map(function (p) {
+          var img = new Image();
+          img.src = p.getAttribute('href') || '';
+          return img.decode().then(function () { return img.naturalWidth; },
+                                   function () { return 0; });
+        })).then(done);"""
+    )
+    assert len(sizes) >= 40 and 0 not in sizes
     named = browser.execute_script(
         "return Array.from(document.querySelectorAll('.noimg')).map(e => e.textContent)"
     )
@@ -133,6 +147,48 @@ def test_the_method_picker_switches_the_section_shown(browser, report):
     pick.select_by_value(last)
     shown = [s.get_attribute("id") for s in sections if s.is_displayed()]
     assert shown == [last]
+
+
+def test_hovering_a_view_point_shows_its_image_and_name(browser, report):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # A drawn point with a hover thumbnail that no other point or picture covers.
+    point = browser.execute_script(
+        """var svg = document.querySelector('svg.points');
+        svg.scrollIntoView({block: 'center'});
+        for (const p of svg.querySelectorAll('circle[data-tip]')) {
+          var b = p.getBoundingClientRect();
+          if (document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2) === p) {
+            return p;
+          }
+        }
+        return null;"""
+    )
+    assert point is not None
+    name = point.get_attribute("data-n")  # the script took it from the point's <title>
+    assert name and "(" in name
+    tip = browser.find_element(By.ID, "tip")
+    assert not tip.is_displayed()
+    ActionChains(browser).move_to_element(point).perform()
+    WebDriverWait(browser, 5).until(lambda b: tip.is_displayed())
+    assert tip.text == name
+    loaded = """var img = document.querySelector('#tip img');
+        return img ? [img.complete, img.naturalWidth] : null;"""
+    WebDriverWait(browser, 5).until(lambda b: (b.execute_script(loaded) or [0])[0])
+    assert browser.execute_script(loaded)[1] > 0
+    ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+    WebDriverWait(browser, 5).until(lambda b: not tip.is_displayed())
+    # The keyboard: a view focused, the arrow keys step through its points.
+    view = browser.find_element(By.CSS_SELECTOR, "svg.points")
+    first = view.find_element(By.CSS_SELECTOR, "circle").get_attribute("data-n")
+    view.send_keys(Keys.ARROW_RIGHT)
+    WebDriverWait(browser, 5).until(lambda b: tip.is_displayed())
+    assert tip.text.startswith(first)
+    view.send_keys(Keys.ESCAPE)
+    assert not tip.is_displayed()
 
 
 def test_no_console_errors(browser, report):

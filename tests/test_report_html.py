@@ -17,7 +17,9 @@ from featkit.evaluate import adapt, compare
 from featkit.evaluate.metrics import classification_scores
 from featkit.evaluate.results import EvaluationResult
 from featkit.evaluate.rows import ScoreRow
-from featkit.report.html import GALLERY_LIMIT, render_html
+from featkit.exceptions import InvalidParameterError
+from featkit.report import html
+from featkit.report.html import GALLERY_LIMIT, HOVER_LIMIT, render_html
 from featkit.report.thumbnails import make_thumbnail
 
 CLASSES = ["cat", "dog", "fox"]
@@ -101,16 +103,27 @@ def _section(page: str, start: str, end: str = "</section>") -> str:
     return page[at : page.index(end, at)]
 
 
+def _thumbs(page: str) -> dict[str, str]:
+    """The page's thumbnails, ``{key: data URI}``: each one is embedded there once."""
+    (text,) = re.findall(r"<script type='application/json' id='thumbs'>(.*?)</script>", page)
+    return json.loads(text)
+
+
 def test_the_page_is_well_formed_and_self_contained(made_up):
     result, _ = made_up
     page = render_html(result)
     tags = Tags(page)
     assert not tags.open  # every element closed
     links = [a.get("src") or a.get("href") for _, a in tags.tags if "src" in a or "href" in a]
-    # Nothing to fetch: images are data URIs, links point inside the page.
+    # Nothing to fetch: links point inside the page, images are data URIs in the thumbs
+    # map, which the figures name by key.
     assert links and all(u.startswith(("data:image/", "#")) for u in links), links[:3]
     assert not re.search(r"<(link|iframe|object)\b", page)
     assert [t for t, a in tags.tags if t == "script" and "src" in a] == []
+    thumbs = _thumbs(page)
+    assert thumbs and all(uri.startswith("data:image/") for uri in thumbs.values())
+    keys = [a["data-thumb"] for _, a in tags.tags if "data-thumb" in a]
+    assert keys and set(keys) == set(thumbs)  # every key is filled, every thumbnail used
     assert page.index("id='ranking'") < page.index("id='provenance'")
     assert page.rstrip().endswith("</html>")
     assert page.index("id='provenance'") > page.index("id='retrieval'")  # last, at the bottom
@@ -132,10 +145,27 @@ def test_the_error_gallery_is_a_seeded_sample_and_names_unreadable_images(made_u
     assert "img000" in page and "not shown:" in page
     tags = Tags(page).tags
     images = [a for t, a in tags if t == "img"]
-    assert all(a["src"].startswith("data:image/") for a in images)
+    thumbs = _thumbs(page)
+    assert images and all(thumbs[a["data-thumb"]].startswith("data:image/") for a in images)
     assert not any(a["alt"] == "img000" for a in images)
     # Captions: true, then predicted label.
     assert "dog → cat" in errors_a
+
+
+def test_each_thumbnail_is_embedded_once_however_often_it_is_shown(made_up):
+    result, _ = made_up
+    page = render_html(result)
+    shown = [a["alt"] for t, a in Tags(page).tags if t == "img"]
+    # b's right, a's wrong (images 1..49) are in a's error gallery and the disagreements.
+    twice = sorted({i for i in shown if shown.count(i) >= 2})
+    assert len(twice) > 10 and "img001" in twice
+    uri = make_thumbnail(result.images["img001"]).uri
+    assert page.count(uri) == 1
+    keys = {a["data-thumb"] for t, a in Tags(page).tags if t == "img" and a["alt"] == "img001"}
+    assert len(keys) == 1 and _thumbs(page)[keys.pop()] == uri
+    thumbs = _thumbs(page)
+    assert len(thumbs) == len(set(shown)) == len(set(thumbs.values()))
+    assert all(page.count(u) == 1 for u in thumbs.values())
 
 
 def test_confusion_matrix_and_the_most_confused_pairs_for_every_method(made_up):
@@ -172,8 +202,20 @@ def test_disagreements_both_ways_between_the_two_best_extractors(made_up):
     assert f"Right for {best}, wrong for {other}: {b_only}</h3>" in section  # all shown
     assert f"Right for {other}, wrong for {best}: {a_only}</h3>" in section
     assert section.count("<figure") == b_only + a_only
-    with pytest.raises(ValueError, match="two of"):
+
+
+def test_the_disagreements_between_a_chosen_pair(made_up):
+    result, _ = made_up
+    page = render_html(result, methods=["a+k", "b + k"])  # spaces around + do not matter
+    section = _section(page, "<h2 id='disagreements'>", "<h2 id='retrieval'>")
+    assert "<p>a + k against b + k, on the 120 test images both scored.</p>" in section
+    assert section.index("Right for a + k, wrong for b + k") < section.index("Right for b + k")
+    with pytest.raises(ValueError, match=r"no method 'nothing \+ k' .* 'b \+ k', 'a \+ k'$"):
         render_html(result, methods=["a + k", "nothing + k"])
+    with pytest.raises(ValueError, match="two different methods"):
+        render_html(result, methods=["a + k"])
+    with pytest.raises(ValueError, match="two different methods"):
+        render_html(result, methods=["a + k", "a+k"])
 
 
 def test_rows_without_predictions_say_so(made_up):
@@ -243,10 +285,42 @@ def test_save_writes_report_html_beside_report_md(digits_result, tmp_path):
     out = digits_result.save(tmp_path / "report")
     page = (out / "report.html").read_text()
     assert (out / "report.md").is_file()
-    assert "<svg" in page and "<image href='data:image/png" in page  # the 2-D views
+    assert "<svg" in page and "<image data-thumb='t" in page  # the 2-D views
     assert page.count("<select id=") == 2  # pick a method, pick an extractor's retrieval
     assert "Disagreements" in page and "hog + 1nn" in page
     assert (out / "report.html").stat().st_size < 400_000
+
+
+def test_every_view_point_is_named_and_a_bounded_sample_has_a_hover_thumbnail(
+    digits_result, monkeypatch
+):
+    page = render_html(digits_result)
+    views = _section(page, "<h2 id='views'>", "<h2 id='classifiers'>")
+    points = re.findall(r"<circle ([^>]*)>(?:<title>([^<]*)</title>)?", views)
+    assert len(points) == 2 * 300  # two extractors, every image (fewer than VIEW_POINTS)
+    names = [title for _, title in points]
+    assert all(names) and names[0].endswith(")")  # "<id> (<class>)", also without script
+    thumbs = _thumbs(page)
+    tips = [re.search(r"data-tip='(t[0-9a-z]+)'", a) for a, _ in points]
+    assert all(t is None or t[1] in thumbs for t in tips)
+    monkeypatch.setattr(html, "HOVER_LIMIT", 0)
+    without = _thumbs(render_html(digits_result))  # the galleries' and views' thumbnails
+    assert 0 < len(thumbs) - len(without) <= HOVER_LIMIT  # the extra ones, bounded
+    assert set(without.values()) < set(thumbs.values())
+    monkeypatch.setattr(html, "HOVER_LIMIT", 10_000)
+    every = render_html(digits_result)
+    views = _section(every, "<h2 id='views'>", "<h2 id='classifiers'>")
+    assert views.count("<circle") == views.count("data-tip='t") - views.count("<image")
+
+
+def test_save_shows_the_disagreements_it_is_asked_for(digits_result, tmp_path):
+    out = digits_result.save(tmp_path / "report", plots=False, disagree=["pixels+5nn", "hog + 1nn"])
+    page = (out / "report.html").read_text()
+    section = _section(page, "<h2 id='disagreements'>", "<h2 id='retrieval'>")
+    assert "<p>pixels + 5nn against hog + 1nn, on the 75 test images both scored.</p>" in section
+    with pytest.raises(InvalidParameterError, match="no method 'cnn \\+ 1nn' to compare; the"):
+        digits_result.save(tmp_path / "other", disagree=["pixels + 5nn", "cnn + 1nn"])
+    assert not (tmp_path / "other").exists()  # refused before anything is written
 
 
 def test_a_cached_score_without_predictions_is_refitted_once(tmp_path):

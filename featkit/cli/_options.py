@@ -68,8 +68,39 @@ cache_dir_option = path_option(
     "--cache-dir", default=None, help="Feature and score cache: a re-run skips what it has done."
 )
 
-#: ``--no-plots``, ``--json`` and ``-q`` of the commands that write a report folder.
+
+def _two_methods(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, str] | None:
+    """``"hog + svm,cnn+svm"`` -> ``("hog + svm", "cnn + svm")``."""
+    if value is None:
+        return None
+    from featkit.report.html import spell_method
+
+    names = [spell_method(v) for v in value.split(",") if v.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise click.BadParameter(
+            f"two different methods, comma-separated, as the report names them "
+            f"(e.g. 'hog + svm,cnn + svm'); got {value!r}"
+        )
+    return names[0], names[1]
+
+
+#: ``--disagree``: the two methods whose disagreements report.html shows.
+disagree_option = click.option(
+    "--disagree",
+    metavar="METHOD,METHOD",
+    default=None,
+    callback=_two_methods,
+    help="The two methods whose disagreements report.html shows, as the report names them, "
+    "e.g. 'hog + svm,cnn + svm' [default: the best method and the best of another "
+    "extractor (adapt: aligner)].",
+)
+
+#: ``--disagree``, ``--no-plots``, ``--json`` and ``-q`` of the commands that write a
+#: report folder.
 report_flags = stack(
+    disagree_option,
     click.option("--no-plots", is_flag=True, help="Write no PNG charts."),
     click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
     click.option("-q", "--quiet", is_flag=True, help="No progress output."),

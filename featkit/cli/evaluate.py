@@ -65,6 +65,7 @@ def compare_command(
     test_size: float,
     seed: int,
     view: str,
+    disagree: tuple[str, str] | None,
     no_plots: bool,
     as_json: bool,
     quiet: bool,
@@ -72,10 +73,11 @@ def compare_command(
     """Rank extractors x classifiers on DATA (default: scikit-learn's digits) and write a
     report folder: results.json, results.csv, report.md, report.html and PNG charts."""
     from featkit.data import load_dataset
-    from featkit.evaluate.compare import compare, resolve_extractors
+    from featkit.evaluate.compare import DEFAULT_EXTRACTORS, compare, resolve_extractors
 
-    dataset = load_dataset(data)
     names = split_list(extractors)
+    _check_disagree(disagree, names or DEFAULT_EXTRACTORS, ["none"], classifiers)
+    dataset = load_dataset(data)
     chosen: Any = names
     per_extractor = named_params(params)
     if per_extractor:
@@ -91,7 +93,7 @@ def compare_command(
         **extraction_kwargs(n_jobs, device, cache_dir, quiet),
         decode=decode,
     )
-    _finish(result, out or Path("compare-report"), no_plots, as_json)
+    _finish(result, out or Path("compare-report"), no_plots, as_json, disagree)
 
 
 @click.command("adapt")
@@ -157,13 +159,14 @@ def adapt_command(
     n_jobs: int | None,
     seed: int,
     view: str,
+    disagree: tuple[str, str] | None,
     no_plots: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Train on one domain, test on another, before and after alignment: the domain-pair
     matrix (rows: methods, columns: shifts, then the average) and a report folder."""
-    from featkit.evaluate.adapt import adapt, make_adaptation
+    from featkit.evaluate.adapt import DEEP_CLASSIFIER, adapt, make_adaptation
     from featkit.registry import create_extractor
 
     if data is None and (source is None or target is None):
@@ -186,18 +189,23 @@ def adapt_command(
             if not colon:
                 raise InvalidParameterError(f"--pairs expects SOURCE:TARGET, got {pair!r}")
             shifts.append((s, t))
+    chosen = create_extractor(extractor, **parse_params(params))
+    # The methods adapt may score: each aligner with each classifier, and the deep
+    # methods (and the finetune classifier) under the name of the fine-tuned network's head.
+    name = str(chosen.config.get("name", extractor))
+    _check_disagree(disagree, [name], names, f"{classifiers},{DEEP_CLASSIFIER}")
     result = adapt(
         data,
         source=source,
         target=target,
-        extractor=create_extractor(extractor, **parse_params(params)),
+        extractor=chosen,
         aligners=aligners,
         pairs=shifts,
         **scoring_kwargs(classifiers, seed, view, quiet),
         **extraction_kwargs(n_jobs, device, cache_dir, quiet),
         decode=decode,
     )
-    _finish(result, out, no_plots, as_json)
+    _finish(result, out, no_plots, as_json, disagree)
 
 
 @click.command("evaluate")
@@ -215,6 +223,7 @@ def evaluate_command(
     test_size: float,
     seed: int,
     view: str,
+    disagree: tuple[str, str] | None,
     no_plots: bool,
     as_json: bool,
     quiet: bool,
@@ -228,18 +237,58 @@ def evaluate_command(
         fs = FeatureSet.load(directory)
         name = fs.provenance.get("extractor", {}).get("name") or directory.name
         sets[name if name not in sets else str(directory)] = fs
+    _check_disagree(disagree, list(sets), ["none"], classifiers)
     result = evaluate_features(
         sets,
         protocol=protocol,
         test_size=test_size,
         **scoring_kwargs(classifiers, seed, view, quiet),
     )
-    _finish(result, out or Path("evaluate-report"), no_plots, as_json)
+    _finish(result, out or Path("evaluate-report"), no_plots, as_json, disagree)
 
 
-def _finish(result: Any, out: Path, no_plots: bool, as_json: bool) -> None:
-    """Save the report folder, then print the ranked table (or the JSON)."""
-    result.save(out, plots=not no_plots)
+def _check_disagree(
+    disagree: Sequence[str] | None,
+    extractors: Sequence[str],
+    aligners: Sequence[str],
+    classifiers: str,
+) -> None:
+    """Refuse ``--disagree`` before any work when it names a method the run cannot score:
+    not one of ``extractors`` (+ ``aligners``) + ``classifiers``. A method it may score
+    but does not (an extractor that is not installed) is refused by :func:`_finish`."""
+    if disagree is None:
+        return
+    from featkit.report.html import check_pair
+
+    planned = [
+        " + ".join([e, *([] if a == "none" else [a]), c])
+        for e in extractors
+        for a in aligners
+        for c in dict.fromkeys(split_list(classifiers) or [])
+    ]
+    try:
+        check_pair(planned, disagree)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--disagree'") from None
+
+
+def _finish(
+    result: Any, out: Path, no_plots: bool, as_json: bool, disagree: Sequence[str] | None = None
+) -> None:
+    """Save the report folder, then print the ranked table (or the JSON). A ``--disagree``
+    method that the run did not score is an error after the folder is saved, with the
+    default pair: the scores are not lost."""
+    from featkit.report.html import check_pair
+
+    try:
+        if disagree is not None:
+            check_pair([s.method for s in result.summary()], disagree)
+    except ValueError as error:
+        result.save(out, plots=not no_plots)
+        raise click.BadParameter(
+            f"{error}. {out / 'report.html'} shows the default pair.", param_hint="'--disagree'"
+        ) from None
+    result.save(out, plots=not no_plots, disagree=disagree)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
         return

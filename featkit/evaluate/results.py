@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,11 +111,23 @@ class EvaluationResult:
             doc["retrieval"] = self.retrieval
         return doc
 
-    def save(self, directory: str | os.PathLike, *, plots: bool = True) -> Path:
+    def save(
+        self,
+        directory: str | os.PathLike,
+        *,
+        plots: bool = True,
+        disagree: Sequence[str] | None = None,
+    ) -> Path:
         """Write ``results.json``, ``results.csv``, ``report.md``, ``report.html`` and (with
-        ``plots``) the PNG charts into ``directory``."""
+        ``plots``) the PNG charts into ``directory``. ``disagree``: the two methods whose
+        disagreements ``report.html`` shows, as the report names them (``["hog + svm",
+        "cnn + svm"]``); one that is not in this result is a ValueError that lists them,
+        before anything is written."""
         from featkit.report import write_report
+        from featkit.report.html import check_pair
 
+        if disagree is not None:
+            disagree = check_pair([s.method for s in self.summary()], disagree)
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(compact_json(self.to_json()) + "\n")
@@ -127,7 +139,7 @@ class EvaluationResult:
                 row = {k: r.get(k, "") for k in (*CSV_KEYS, *split_keys)}
                 row["chosen"] = json.dumps(r.get("chosen", {}))
                 writer.writerow(row)
-        write_report(self, out, plots=plots)
+        write_report(self, out, plots=plots, disagree=disagree)
         return out
 
 

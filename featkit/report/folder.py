@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,9 +15,17 @@ if TYPE_CHECKING:
 __all__ = ["write_report"]
 
 
-def write_report(result: EvaluationResult, out: Path, *, plots: bool = True) -> Path:
+def write_report(
+    result: EvaluationResult,
+    out: Path,
+    *,
+    plots: bool = True,
+    disagree: Sequence[str] | None = None,
+) -> Path:
     """Write ``report.md`` and ``report.html`` (and, with ``plots``, the PNG charts) into
-    ``out``; returns the path of ``report.md``."""
+    ``out``; returns the path of ``report.md``. ``disagree``: the two methods whose
+    disagreements ``report.html`` shows (default: see :func:`~featkit.report.html.
+    render_html`)."""
     charts = write_charts(result, out) if plots else {}
-    write_html(result, out, charts)
+    write_html(result, out, charts, methods=disagree)
     return write_markdown(result, out, charts)

@@ -4,8 +4,10 @@ The ranked table (sortable), per method the per-class scores, the confusion matr
 most confused classes and the misclassified test images, the disagreements between two
 methods, the retrieval examples, each extractor's features in 2-D with thumbnails, the
 domain-pair matrix as a heat map, and the provenance. Charts and thumbnails are embedded as
-data URIs; a little inline JavaScript sorts the table and switches the method shown. No
-CDN, no framework: the folder can be zipped and mailed.
+data URIs, each thumbnail once (in a JSON map the figures and views name by key); a little
+inline JavaScript fills the images from it, sorts the table, switches the method shown
+and shows a view's point in a tip. No CDN, no framework: the folder can be zipped and
+mailed.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from featkit.exceptions import InvalidParameterError
 from featkit.report.markdown import runtime_lines
 from featkit.report.thumbnails import Thumbnails, sample
 
 if TYPE_CHECKING:
     from featkit.evaluate.results import EvaluationResult
 
-__all__ = ["GALLERY_LIMIT", "render_html", "write_html"]
+__all__ = ["GALLERY_LIMIT", "HOVER_LIMIT", "check_pair", "render_html", "write_html"]
 
 #: Thumbnails per gallery section at most (seeded sample): keeps the page small.
 GALLERY_LIMIT = 50
@@ -34,6 +37,10 @@ TOP_CONFUSIONS = 5
 #: Points and thumbnails drawn in each 2-D view.
 VIEW_POINTS = 600
 VIEW_THUMBS = 40
+#: Thumbnails embedded for the views' hover tips at most, over the whole page (a seeded
+#: sample of the drawn points whose image is not on the page already): a point without
+#: one shows its name only.
+HOVER_LIMIT = 150
 
 Key = tuple[str, str, str]  # extractor, aligner, classifier
 
@@ -84,12 +91,13 @@ def render_html(
         page.provenance(),
     ]
     title = escape(page.title)
+    colours = "".join(f"svg.points .c{i}{{fill:{c}}}" for i, c in enumerate(PALETTE))
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width'><title>{title}</title>"
-        f"<style>{CSS}</style></head><body>\n"
+        f"<style>{CSS}{colours}</style></head><body>\n"
         + "\n".join(part for part in body if part)
-        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
+        + f"\n{page.thumbnail_data()}\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
 
 
@@ -103,6 +111,10 @@ class _Page:
         self.summary = result.summary()
         self.seed = int(self.prov.get("seed", 0) if seed is None else seed)
         self.thumbs = Thumbnails(result.images)
+        # Each thumbnail is embedded once, in the page's "thumbs" map, under a short key
+        # that the figures and the views refer to.
+        self._keys: dict[str, str] = {}
+        self._uris: dict[str, str] = {}
         self.by_method: dict[Key, list[Mapping[str, Any]]] = {}
         for row in result.rows:
             self.by_method.setdefault(_key(row), []).append(row)
@@ -378,10 +390,8 @@ class _Page:
     def _disagreeing_pair(self, methods: Sequence[str] | None) -> tuple[Key, Key] | None:
         by_name = {s.method: _key(s) for s in self.summary}
         if methods is not None:
-            unknown = [m for m in methods if m not in by_name]
-            if len(methods) != 2 or unknown:
-                raise ValueError(f"two of {', '.join(by_name)} to compare, got {list(methods)}")
-            return by_name[methods[0]], by_name[methods[1]]
+            first, second = check_pair(list(by_name), methods)
+            return by_name[first], by_name[second]
         if len(self.summary) < 2:
             return None
         # The best method, against the best method of another extractor (adapt: of
@@ -431,8 +441,9 @@ class _Page:
         return "\n".join(parts)
 
     def views(self) -> str:
-        """Each view in 2-D as an SVG: points coloured by class (or domain), with a seeded
-        sample of them drawn as their thumbnails."""
+        """Each view in 2-D as an SVG: points coloured by class (or domain), a seeded sample
+        of them drawn as their thumbnails; hovering (or, with the view focused, the arrow
+        keys on) a point shows its image and name in a tip."""
         if not self.result.views:
             return ""
         parts = ["<h2 id='views'>Features in 2-D</h2>"]
@@ -454,11 +465,58 @@ class _Page:
                 "<p class='hint'>Each extractor's features projected to 2-D, coloured by "
                 f"class, some points drawn as their image: {legend}</p>"
             )
-        svgs = [self._view_svg(name, view, domains) for name, view in self.result.views.items()]
+        parts.append(
+            "<p class='hint'>Hover over a point (or focus a view and use the arrow keys) to "
+            "see its image and name.</p>"
+        )
+        drawn = {name: self._view_points(view) for name, view in self.result.views.items()}
+        self._hover_thumbnails(self.result.views, drawn)
+        svgs = [
+            self._view_svg(name, view, domains, *drawn[name])
+            for name, view in self.result.views.items()
+        ]
         parts.append(f"<div class='views'>{''.join(svgs)}</div>")
         return "\n".join(parts)
 
-    def _view_svg(self, name: str, view: Mapping[str, Any], domains: bool) -> str:
+    def _view_points(self, view: Mapping[str, Any]) -> tuple[list[int], list[int]]:
+        """The indices of a view's drawn points, and of those drawn as their thumbnail
+        (whose thumbnails are embedded now)."""
+        n = len(view["xy"])
+        points = sample(range(n), VIEW_POINTS, self.seed)
+        ids = view.get("ids")
+        if ids is None or not self.thumbs:
+            return points, []
+        images = [
+            i for i in sample(range(n), VIEW_THUMBS, self.seed + 1) if self._thumb(str(ids[i]))
+        ]  # the galleries name unreadable images; a view just skips them
+        return points, images
+
+    def _hover_thumbnails(
+        self, views: Mapping[str, Mapping[str, Any]], drawn: Mapping[str, tuple[list[int], Any]]
+    ) -> None:
+        """Embed the thumbnails of a seeded sample of the drawn points whose image is not on
+        the page yet, :data:`HOVER_LIMIT` at most for all the views together."""
+        if not self.thumbs:
+            return
+        missing: dict[str, None] = {}  # in order of first appearance: a seeded sample
+        for name, view in views.items():
+            ids = view.get("ids")
+            if ids is None:
+                continue
+            for i in drawn[name][0]:
+                if str(ids[i]) not in self._keys:
+                    missing.setdefault(str(ids[i]))
+        for image_id in sample(list(missing), HOVER_LIMIT, self.seed + 2):
+            self._thumb(image_id)
+
+    def _view_svg(
+        self,
+        name: str,
+        view: Mapping[str, Any],
+        domains: bool,
+        points: Sequence[int],
+        images: Sequence[int],
+    ) -> str:
         xy = np.asarray(view["xy"], dtype=np.float64)
         if domains:
             colour_of = np.where(np.asarray(view["domain"]) == "source", 0, 1)
@@ -469,34 +527,45 @@ class _Page:
         scale = (size - 2 * pad) / np.maximum(hi - lo, 1e-12)
         pos = pad + (xy - lo) * scale
         pos[:, 1] = size - pos[:, 1]  # SVG's y points down
-        points = sample(range(len(xy)), VIEW_POINTS, self.seed)
+        ids = view.get("ids")
+
+        def label(i: int) -> str:
+            """The point's <title> (what the tip shows): its id, class and domain."""
+            about = [self._name(int(view["y"][i]))]
+            if domains:
+                about.append(str(view["domain"][i]))
+            name = f"point {i}" if ids is None else str(ids[i])
+            return escape(f"{name} ({', '.join(about)})")
+
+        def tip(i: int) -> str:
+            key = None if ids is None else self._keys.get(str(ids[i]))
+            return f" data-tip='{key}'" if key else ""
+
         dots = "".join(
-            f"<circle cx='{pos[i, 0]:.1f}' cy='{pos[i, 1]:.1f}' r='2.2' "
-            f"fill='{PALETTE[colour_of[i]]}'/>"
+            # Whole pixels and a class per colour: every point has its <title> now, and
+            # the bytes of 600 points a view add up.
+            f"<circle cx='{pos[i, 0]:.0f}' cy='{pos[i, 1]:.0f}' r='2.2' "
+            f"class='c{colour_of[i]}'{tip(i)}><title>{label(i)}</title></circle>"
             for i in points
         )
-        images = ""
-        ids = view.get("ids")
-        if ids is not None and self.thumbs:
-            for i in sample(range(len(xy)), VIEW_THUMBS, self.seed + 1):
-                thumb = self.thumbs.get(str(ids[i]))
-                if thumb.uri is None:
-                    continue  # the galleries name unreadable images; a view just skips them
-                w = 28.0
-                h = w * thumb.height / max(thumb.width, 1)
-                label = escape(f"{ids[i]} ({self._name(int(view['y'][i]))})")
-                images += (
-                    f"<image href='{thumb.uri}' x='{pos[i, 0] - w / 2:.1f}' "
-                    f"y='{pos[i, 1] - h / 2:.1f}' width='{w:.0f}' height='{h:.0f}' "
-                    f"style='image-rendering:pixelated'><title>{label}</title></image>"
-                    f"<rect x='{pos[i, 0] - w / 2:.1f}' y='{pos[i, 1] - h / 2:.1f}' "
-                    f"width='{w:.0f}' height='{h:.0f}' fill='none' "
-                    f"stroke='{PALETTE[colour_of[i]]}' stroke-width='2'/>"
-                )
+        pictures = ""
+        for i in images:
+            thumb = self.thumbs.get(str(ids[i]))
+            key = self._keys[str(ids[i])]
+            w = 28.0
+            h = w * thumb.height / max(thumb.width, 1)
+            x, y = pos[i, 0] - w / 2, pos[i, 1] - h / 2
+            pictures += (
+                f"<image data-thumb='{key}' data-tip='{key}' x='{x:.1f}' y='{y:.1f}' "
+                f"width='{w:.0f}' height='{h:.0f}'><title>{label(i)}</title></image>"
+                f"<rect x='{x:.1f}' y='{y:.1f}' width='{w:.0f}' height='{h:.0f}' "
+                f"fill='none' stroke='{PALETTE[colour_of[i]]}' stroke-width='2'/>"
+            )
         title = "before alignment" if domains and name == "none" else name
         return (
-            f"<figure class='view'><svg viewBox='0 0 {size:.0f} {size:.0f}' width='{size:.0f}' "
-            f"height='{size:.0f}' role='img' aria-label='{escape(name)} in 2-D'>{dots}{images}"
+            f"<figure class='view'><svg class='points' viewBox='0 0 {size:.0f} {size:.0f}' "
+            f"width='{size:.0f}' height='{size:.0f}' role='img' tabindex='0' "
+            f"aria-label='{escape(name)} in 2-D'>{dots}{pictures}"
             f"</svg><figcaption>{escape(title)} ({escape(str(view.get('method', '')))})"
             "</figcaption></figure>"
         )
@@ -578,14 +647,15 @@ class _Page:
             inner = f"<div class='noimg'>{escape(image_id)}<br>(no image at hand)</div>"
         else:
             thumb = self.thumbs.get(image_id)
-            if thumb.uri is None:
+            key = self._thumb(image_id)
+            if key is None:
                 inner = (
                     f"<div class='noimg'>{escape(image_id)}<br>not shown: "
                     f"{escape(thumb.reason)}</div>"
                 )
             else:
                 inner = (
-                    f"<img src='{thumb.uri}' width='{thumb.width}' height='{thumb.height}' "
+                    f"<img data-thumb='{key}' width='{thumb.width}' height='{thumb.height}' "
                     f"alt='{escape(image_id)}'>"
                 )
         return (
@@ -595,6 +665,48 @@ class _Page:
 
     def _gallery(self, figures: Sequence[str]) -> str:
         return f"<div class='gallery'>{''.join(figures)}</div>"
+
+    def _thumb(self, image_id: str) -> str | None:
+        """The page's key of ``image_id``'s thumbnail, embedded on first use; None when the
+        image cannot be shown."""
+        if image_id not in self._keys:
+            thumb = self.thumbs.get(image_id)
+            if thumb.uri is None:
+                return None
+            key = "t" + np.base_repr(len(self._keys), 36).lower()
+            self._keys[image_id] = key
+            self._uris[key] = thumb.uri
+        return self._keys[image_id]
+
+    def thumbnail_data(self) -> str:
+        """Every thumbnail the page shows, once: ``{key: data URI}`` as JSON, from which the
+        script fills the images' ``src`` (and the views' ``href``)."""
+        text = json.dumps(self._uris, separators=(",", ":")).replace("</", "<\\/")
+        return f"<script type='application/json' id='thumbs'>{text}</script>"
+
+
+def check_pair(available: Sequence[str], methods: Sequence[str]) -> tuple[str, str]:
+    """The two methods of ``available`` (names as the report prints them, ``"hog + svm"``)
+    that ``methods`` names, spaces around ``+`` aside; an InvalidParameterError (a
+    ValueError) that lists the available methods when ``methods`` is not two of them."""
+    names = [spell_method(m) for m in methods]
+    choice = ", ".join(repr(m) for m in available) or "none"
+    if len(names) != 2 or names[0] == names[1]:
+        raise InvalidParameterError(
+            f"disagreements are between two different methods, got {list(methods)}; "
+            f"the methods: {choice}"
+        )
+    unknown = [m for m in names if m not in available]
+    if unknown:
+        raise InvalidParameterError(
+            f"no method {' or '.join(repr(m) for m in unknown)} to compare; the methods: {choice}"
+        )
+    return names[0], names[1]
+
+
+def spell_method(name: str) -> str:
+    """``"hog+svm"`` -> ``"hog + svm"``: a method's name as the report prints it."""
+    return " + ".join(part.strip() for part in str(name).split("+"))
 
 
 def _key(row: Mapping[str, Any]) -> Key:
@@ -683,9 +795,91 @@ overflow-wrap:anywhere;display:flex;align-items:center;justify-content:center}
 svg{border:1px solid #ddd;background:#fff}.swatch{display:inline-block;width:.8em;
 height:.8em;margin:0 .2em 0 .6em}img.chart{max-width:min(100%,720px)}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}
+svg.points image{image-rendering:pixelated}
+svg.points circle{stroke:transparent;stroke-width:4}svg.points .on{stroke:#000;stroke-width:2}
+.tip{position:fixed;z-index:10;pointer-events:none;background:#fff;border:1px solid #888;
+box-shadow:0 2px 6px rgba(0,0,0,.3);padding:4px;font-size:12px;max-width:240px;
+overflow-wrap:anywhere;text-align:center}
+.tip img{display:block;margin:0 auto 2px;width:96px;height:96px;object-fit:contain;
+image-rendering:pixelated}
 """
 
 SCRIPT = """
+// Each thumbnail is in the page once, in the "thumbs" map: fill the images that name it.
+var thumbs = JSON.parse((document.getElementById('thumbs') || {}).textContent || '{}');
+document.querySelectorAll('[data-thumb]').forEach(function (el) {
+  var uri = thumbs[el.getAttribute('data-thumb')];
+  if (!uri) return;
+  if (el.tagName.toLowerCase() === 'img') el.src = uri;
+  else el.setAttribute('href', uri);
+});
+// The 2-D views: a point's image and name in a tip, on hover or with the arrow keys.
+(function () {
+  var tip = document.createElement('div');
+  tip.className = 'tip';
+  tip.id = 'tip';
+  tip.hidden = true;
+  document.body.appendChild(tip);
+  var current = null;
+  function hide() {
+    tip.hidden = true;
+    if (current) current.classList.remove('on');
+    current = null;
+  }
+  function show(point, x, y) {
+    if (current) current.classList.remove('on');
+    current = point;
+    point.classList.add('on');
+    var name = point.getAttribute('data-n');
+    var uri = thumbs[point.getAttribute('data-tip')];
+    tip.textContent = '';
+    if (uri) {
+      var img = document.createElement('img');
+      img.src = uri;
+      img.alt = name;
+      tip.appendChild(img);
+    }
+    var text = document.createElement('div');
+    text.textContent = uri ? name : name + ' (no thumbnail embedded)';
+    tip.appendChild(text);
+    tip.hidden = false;
+    var left = Math.min(x + 14, window.innerWidth - tip.offsetWidth - 4);
+    var top = y + 14 + tip.offsetHeight > window.innerHeight ? y - tip.offsetHeight - 14
+                                                             : y + 14;
+    tip.style.left = Math.max(left, 0) + 'px';
+    tip.style.top = Math.max(top, 0) + 'px';
+  }
+  document.querySelectorAll('svg.points').forEach(function (svg) {
+    var points = Array.prototype.slice.call(svg.querySelectorAll('circle, image'));
+    points.forEach(function (p) {  // the <title> names a point without the script
+      var title = p.querySelector('title');
+      if (title) {
+        p.setAttribute('data-n', title.textContent);
+        p.removeChild(title);
+      }
+    });
+    svg.addEventListener('mouseover', function (e) {
+      if (e.target.hasAttribute && e.target.hasAttribute('data-n')) {
+        show(e.target, e.clientX, e.clientY);
+      }
+    });
+    svg.addEventListener('mouseout', function (e) {
+      if (e.target === current) hide();
+    });
+    svg.addEventListener('blur', hide);
+    svg.addEventListener('keydown', function (e) {
+      var step = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1}[e.key];
+      if (e.key === 'Escape') hide();
+      if (!step || !points.length) return;
+      e.preventDefault();
+      var at = points.indexOf(current);
+      var next = points[at < 0 ? (step > 0 ? 0 : points.length - 1)
+                               : (at + step + points.length) % points.length];
+      var box = next.getBoundingClientRect();
+      show(next, box.left + box.width / 2, box.top + box.height / 2);
+    });
+  });
+})();
 document.querySelectorAll('table.sortable').forEach(function (table) {
   table.querySelectorAll('thead th').forEach(function (th, column) {
     th.addEventListener('click', function () {
