@@ -142,3 +142,17 @@ def test_device_decoding_is_its_own_config() -> None:
         featkit.create_extractor("cnn", decode="device", tta="flip").validate_params()
     with pytest.raises(InvalidParameterError, match="decode"):
         featkit.create_extractor("cnn", decode="gpu").validate_params()
+
+
+def test_the_cli_mode_device_reaches_cnn_only() -> None:
+    """``--decode device`` (set_decode): cnn decodes on its device; extractors that run on
+    the CPU read as with "reduced"."""
+    from featkit.extractors.base import set_decode
+
+    cnn, hog = featkit.create_extractor("cnn"), featkit.create_extractor("hog")
+    assert set_decode(cnn, "device") and cnn.decode == "device"
+    assert set_decode(hog, "device") and hog.decode == "reduced"
+    bovw = featkit.create_extractor("dsift-bovw")
+    assert set_decode(bovw, "device")
+    assert bovw.get_params()["local"] == "dsift"  # its default mode: the config is unchanged
+    assert featkit.create_extractor("dsift").decode == "reduced"

@@ -49,10 +49,11 @@ def view_option(description: str) -> Callable[[F], F]:
 #: ``--decode`` of extract, compare and adapt.
 decode_option = click.option(
     "--decode",
-    type=click.Choice(["reduced", "exact"]),
+    type=click.Choice(["reduced", "exact", "device"]),
     default=None,
     help="How large JPEGs are decoded: reduced (DCT-scaled to the size the extractor "
-    "needs, then resized; the extractors' default) or exact (full size first).",
+    "needs, then resized; the extractors' default), exact (full size first) or device "
+    "(cnn: decoded and resized on its device, nvJPEG on a GPU; others: reduced).",
 )
 
 #: ``--cache-dir`` of compare and adapt.

@@ -69,8 +69,11 @@ def check_decode(name: str, decode: Any) -> None:
 
 
 def set_decode(extractor: Extractor, decode: str) -> bool:
-    """Have ``extractor`` decode images in mode ``decode`` ("reduced" or "exact"); return
-    whether it does now.
+    """Have ``extractor`` decode images in mode ``decode`` ("reduced", "exact" or
+    "device"); return whether it does now.
+
+    "device" (JPEGs decoded where the network runs) applies to extractors that can
+    (``device_decode``: ``cnn``); the others, which run on the CPU, read as "reduced".
 
     Sets its ``decode`` parameter, or that of the local extractor an encoding reads images
     with (``local__decode``; a local extractor given by name becomes an instance only when
@@ -78,6 +81,11 @@ def set_decode(extractor: Extractor, decode: str) -> bool:
     extractor without the parameter (``sift``, most plugins) decodes every image at full
     size: True for "exact", False for "reduced".
     """
+    if decode == "device":
+        if extractor.device_decode:
+            extractor.set_params(decode="device")
+            return True
+        decode = "reduced"
     check_decode("decode", decode)
     params = extractor.get_params(deep=True)
     for key in ("decode", "local__decode"):
@@ -120,6 +128,9 @@ class Extractor(TransformerMixin, BaseEstimator):
     #: decodes images in DataLoader workers and runs whole batches in this process, instead
     #: of running chunks in single-threaded joblib workers.
     batched: ClassVar[bool] = False
+    #: Whether ``decode="device"`` is one of its modes (JPEGs decoded by its network's
+    #: device: ``cnn``).
+    device_decode: ClassVar[bool] = False
 
     # -- to implement ---------------------------------------------------------------------
     def validate_params(self) -> None:

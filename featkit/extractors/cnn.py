@@ -149,6 +149,7 @@ class CNNExtractor(Extractor):
 
     version = "1"
     batched = True
+    device_decode = True
 
     def __init__(
         self,
