@@ -15,7 +15,10 @@ Run: ``python benchmarks/decode.py PHOTOS [--n 40] [--rounds 2] [--upscaled 30]`
    PACS (every domain), and how many PACS images are decoded reduced at all; ``hog`` and
    ``lbp`` rows likewise; ``cnn`` at each DCT scale it could keep (1/8, 1/4, 1/2); and
    large PNGs (``PHOTOS/png``: full decode, then ``cnn``'s reducing gap).
-4. PACS photo domain: whether ``hog``, ``dsift`` and ``cnn`` prepare its 227-pixel photos
+4. ``decode="device"`` (JPEGs decoded, resized and cropped by torch on ``--device``:
+   nvJPEG on a GPU, libjpeg-turbo on the CPU): ``cnn`` (fp32) cosine to exact decoding on
+   the large photos and PACS, and images/s end to end against the other modes.
+5. PACS photo domain: whether ``hog``, ``dsift`` and ``cnn`` prepare its 227-pixel photos
    the same in both modes (then their rows and accuracies are the same); and accuracy,
    5-fold stratified linear SVM (C by inner 3-fold CV), exact against reduced, of
    ``hog``, ``dsift-vlad`` (codebook on the training folds) and ``cnn`` on ``--upscaled``
@@ -206,6 +209,36 @@ def cnn_cosines(photos: list[Path], pacs: list[Path]) -> None:
         print(f"| {label} | {len(paths)} | {differ} | {cos.mean():.5f} | {cos.min():.5f} |")
 
 
+def device_decoding(photos: list[Path], pacs: list[Path], rounds: int, device: str) -> None:
+    """decode="device": JPEGs decoded, resized and cropped by torch on ``device`` (nvJPEG on
+    a GPU): cosine to exact decoding (fp32), and images/s end to end against "reduced" in
+    the same round."""
+    from featkit.extractors.device_decode import jpeg_backend
+
+    kw = {"precision": "fp32", "device": device}
+    exact = featkit.create_extractor("cnn", decode="exact", **kw)
+    on_device = featkit.create_extractor("cnn", decode="device", **kw)
+    print(
+        f"\n| `cnn` (fp32) decode='device' ({jpeg_backend()} on {device}) vs exact "
+        "| images | cosine mean | min |\n|---|---:|---:|---:|"
+    )
+    for label, paths in (("large photos", photos), ("PACS, every domain", pacs)):
+        cos = _cosines(exact.transform(paths), on_device.transform(paths))
+        print(f"| {label} | {len(paths)} | {cos.mean():.5f} | {cos.min():.5f} |")
+    modes = {m: featkit.create_extractor("cnn", decode=m, device=device) for m in MODES}
+    modes["device"] = featkit.create_extractor("cnn", decode="device", device=device)
+    _ = modes["device"].feature_dim  # the network loaded before timing
+    print(
+        f"\n| `cnn` end to end, {rounds} rounds (best), n_jobs=None | "
+        + " | ".join(f"{m} img/s" for m in modes)
+        + " |\n|---|"
+        + "---:|" * len(modes)
+    )
+    for label, paths in (("large photos", photos), ("PACS", pacs)):
+        rates = {m: max(_extract_rate(e, paths) for _ in range(rounds)) for m, e in modes.items()}
+        print(f"| {label} | " + " | ".join(f"{r:.1f}" for r in rates.values()) + " |")
+
+
 def feature_moves(photos: list[Path], png_dir: Path, rounds: int) -> None:
     """How far rows move: hog and lbp at the reduced scale; cnn at each scale it could
     keep; cnn on large PNGs (full decode, then a reducing gap)."""
@@ -338,7 +371,10 @@ def main() -> None:
     parser.add_argument(
         "--upscaled", type=int, default=30, help="photos per class upscaled (0: none)"
     )
-    parser.add_argument("--skip", default="", help="parts to skip: time,extract,cosine,accuracy")
+    parser.add_argument(
+        "--skip", default="", help="parts to skip: time,extract,cosine,device,accuracy"
+    )
+    parser.add_argument("--device", default="auto", help="of decode='device' (auto, cuda, cpu)")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     started = time.perf_counter()
@@ -352,11 +388,13 @@ def main() -> None:
         per_photo(photos[:10], args.rounds)
     if "extract" not in skip:
         end_to_end(photos, args.rounds)
+    files = featkit.load_dataset(PACS).items
+    pacs = list(files[:: max(1, len(files) // args.pacs_n)][: args.pacs_n])
     if "cosine" not in skip:
-        files = featkit.load_dataset(PACS).items
-        pacs = list(files[:: max(1, len(files) // args.pacs_n)][: args.pacs_n])
         cnn_cosines(photos, pacs)
         feature_moves(photos, args.photos / "png", args.rounds)
+    if "device" not in skip:
+        device_decoding(photos, pacs, args.rounds, args.device)
     if "accuracy" not in skip:
         accuracy(args.upscaled, args.photos)
     print(f"\n({time.perf_counter() - started:.0f} s in all)")
