@@ -491,3 +491,28 @@ def test_a_batched_job_of_one_chunk_gets_data_workers_when_reading_is_slow():
     fs = featkit.extract(_SlowReader(0.05, 0.0005), images)  # one chunk of 64
     assert fs.provenance["engine"]["n_workers"] > 0
     np.testing.assert_array_equal(fs.X[:, 0], np.arange(24, dtype=np.float32))
+
+
+def test_a_failed_cache_write_costs_the_cache_not_the_run(
+    digit_folder, tmp_path, monkeypatch, caplog
+):
+    """The cache is written beside the loop (a writer thread): an error there disables the
+    cache, says so, and the run still returns every row."""
+    from featkit.cache import FeatureCache
+
+    calls = []
+
+    def broken(self, *args):
+        if not self.writable:  # as FeatureCache.write does
+            return None
+        calls.append(1)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(FeatureCache, "write", broken)
+    fs = featkit.extract(
+        "pixels", digit_folder, cache_dir=tmp_path / "c", batch_size=50, n_jobs=1, progress=False
+    )
+    reference = featkit.extract("pixels", digit_folder, n_jobs=1, progress=False)
+    np.testing.assert_array_equal(fs.X, reference.X)
+    assert len(calls) == 1  # disabled after the first failure
+    assert "feature cache disabled after a failed write" in caplog.text

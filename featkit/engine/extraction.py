@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -147,7 +148,11 @@ def extract(
         else:
             runs = run_local(extractor, dataset, chunks, n_workers, backend, n_jobs is None)
         # closing: an error here must stop DataLoader workers and restore thread settings.
-        with contextlib.closing(runs):
+        # The cache is written by one thread beside the loop, off the critical path: the
+        # next chunk's model work starts while this one is saved. Leaving the block (an
+        # error included) waits for the chunks already handed to it.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="featkit-cache")
+        with writer, contextlib.closing(runs):
             for chunk, how in runs:
                 engine.update(how)
                 _check_dim(blocks, chunk, extractor)
@@ -164,7 +169,9 @@ def extract(
                 if cache is not None:
                     # Only unreadable images are remembered as failures: they depend on the file
                     # alone, while an extractor error may be fixed or transient (memory).
-                    cache.write(
+                    writer.submit(
+                        _write_chunk,
+                        cache,
                         [hashes[p] for p in chunk.ok],  # type: ignore[misc]
                         chunk.features,
                         {
@@ -195,6 +202,16 @@ def extract(
             fs.failed[0]["reason"],
         )
     return fs
+
+
+def _write_chunk(cache: FeatureCache, *args: Any) -> None:
+    """Write one chunk to the cache (in the writer thread): a failure costs the cache, said
+    in the log, never the run (the rows are in memory)."""
+    try:
+        cache.write(*args)
+    except Exception:
+        cache.writable = False
+        logger.exception("feature cache disabled after a failed write to %s", cache.directory)
 
 
 def resolve_inputs(
