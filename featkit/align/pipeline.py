@@ -132,7 +132,10 @@ class DAPipeline(Pipeline):
         return self
 
     def _map(self, X: Any, sample_domain: Any, steps: Any = None) -> Any:
-        """``X`` through the transformers, each row by its domain (none: target rows)."""
+        """``X`` through the transformers, each row by its domain (none: target rows; one
+        id: every row)."""
+        if sample_domain is not None and np.ndim(sample_domain) == 0:
+            sample_domain = np.full(len(X), sample_domain, dtype=np.int64)
         for _, step in self.steps[:-1] if steps is None else steps:
             if step is None or step == "passthrough":
                 continue
