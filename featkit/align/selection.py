@@ -64,7 +64,7 @@ SCORER_DESCRIPTIONS = {
 }
 
 #: What ``featkit adapt --select`` uses when asked for ``default`` (docs/selection.md).
-DEFAULT_SCORER = "importance-weighted"
+DEFAULT_SCORER = "circular"
 
 #: The parameters each aligner's selection chooses among (docs/selection.md).
 DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
