@@ -18,7 +18,7 @@ from featkit.align.coral import CORAL
 from featkit.align.domains import check_domains, stack_domains
 from featkit.align.gfk import GFK
 from featkit.align.jda import JDA
-from featkit.align.pipeline import SelectSource, make_da_pipeline
+from featkit.align.pipeline import DAPipeline, SelectSource, make_da_pipeline
 from featkit.align.presets import ALIGNER_DESCRIPTIONS, ALIGNERS, make_aligner
 from featkit.align.reducers import SharedLDA, SharedPCA
 from featkit.align.subspace import SubspaceAlignment
@@ -32,6 +32,7 @@ __all__ = [
     "JDA",
     "TCA",
     "Aligner",
+    "DAPipeline",
     "SelectSource",
     "SharedLDA",
     "SharedPCA",

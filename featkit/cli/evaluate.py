@@ -130,6 +130,16 @@ def compare_command(
     "network fine-tuned on the source alone, with aligner none).",
 )
 @click.option(
+    "--select",
+    "select",
+    default=None,
+    metavar="SCORER",
+    help="Choose each aligner's parameters per shift without target labels, by a label-free "
+    "scorer: default, importance-weighted, entropy, snd, dev, circular, mixval "
+    "(docs/selection.md). Grids: coral reg; sa, gfk, pca n_components; tca n_components "
+    "and mu; jda n_components and lam.",
+)
+@click.option(
     "--pairs",
     default=None,
     help="Shifts to run, e.g. photo:sketch,sketch:photo (default: every ordered pair).",
@@ -151,6 +161,7 @@ def adapt_command(
     align: str,
     align_params: Sequence[str],
     classifiers: str,
+    select: str | None,
     pairs: str | None,
     out: Path,
     cache_dir: Path | None,
@@ -166,6 +177,7 @@ def adapt_command(
 ) -> None:
     """Train on one domain, test on another, before and after alignment: the domain-pair
     matrix (rows: methods, columns: shifts, then the average) and a report folder."""
+    from featkit.align.selection import make_scorer
     from featkit.evaluate.adapt import DEEP_CLASSIFIER, adapt, make_adaptation
     from featkit.registry import create_extractor
 
@@ -173,6 +185,8 @@ def adapt_command(
         raise click.UsageError("give --data (a data set with domains) or --source and --target")
     if data is not None and (source is not None or target is not None):
         raise click.UsageError("give either --data or --source and --target, not both")
+    if select is not None:
+        make_scorer(select)  # an unknown scorer fails before any extraction
     names = split_list(align) or []
     per_aligner = named_params(align_params, flag="-A", example="sa.n_components=40")
     unknown = set(per_aligner) - set(names)
@@ -201,6 +215,7 @@ def adapt_command(
         extractor=chosen,
         aligners=aligners,
         pairs=shifts,
+        select=select,
         **scoring_kwargs(classifiers, seed, view, quiet),
         **extraction_kwargs(n_jobs, device, cache_dir, quiet),
         decode=decode,

@@ -11,6 +11,11 @@ Deep domain adaptation (``dann``, ``deep-coral``, ``mmd``) sits beside the align
 target images (:class:`~featkit.finetune.FineTuner` with ``adapt=``), and its own head is
 scored on the target: the row ``cnn + dann + finetune``. The ``finetune`` classifier with
 the ``none`` aligner is the same fine-tuning without the adaptation loss, its control.
+
+With ``select=SCORER``, each aligner's parameters are chosen per shift among its default
+grid (:data:`featkit.align.selection.DEFAULT_GRIDS`) by a label-free scorer
+(:func:`featkit.align.selection.select_params`): the target labels are not read. The
+chosen parameters are in each row's ``chosen``, as ``ALIGNER.PARAM``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ import numpy as np
 from sklearn.base import clone
 
 from featkit.align import ALIGNER_DESCRIPTIONS, ALIGNERS, Aligner, make_aligner
+from featkit.align.selection import (
+    DEFAULT_GRIDS,
+    DEFAULT_SCORER,
+    SCORER_DESCRIPTIONS,
+    make_scorer,
+    select_params,
+)
 from featkit.data import Dataset, load_dataset
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
 from featkit.evaluate.image_learners import (
@@ -91,6 +103,7 @@ def adapt(
     progress: bool | None = None,
     view: str | None = "pca",
     log: Callable[[str], None] | None = None,
+    select: str | None = None,
 ) -> EvaluationResult:
     """Score ``classifiers`` on every domain shift of ``data``, after each aligner.
 
@@ -120,9 +133,18 @@ def adapt(
     seed, n_jobs, device, decode, cache_dir, progress, view, log
         As for :func:`featkit.evaluate.compare`. ``view`` draws source and target features of the
         first shift in 2-D before and after each aligner.
+    select : scorer name, optional
+        Choose each aligner's parameters per shift, without target labels, by this
+        label-free scorer (``default``, ``importance-weighted``, ``entropy``, ``snd``,
+        ``dev``, ``circular``, ``mixval``: :data:`featkit.align.selection.SCORERS`) among
+        its grid in :data:`~featkit.align.selection.DEFAULT_GRIDS` (``coral`` reg, ``sa``,
+        ``gfk`` and ``pca`` n_components, ``tca`` n_components and mu, ``jda``
+        n_components and lam); aligners without a grid keep their parameters.
     """
     say = log or logger.info
     check_view(view)
+    if select is not None:
+        make_scorer(select, seed=seed)  # an unknown name fails before any extraction
     dataset = _load(data, source, target)
     if data is None and pairs is None:  # a source and a target: that one shift
         pairs = [(str(dataset.domains[0]), str(dataset.domains[-1]))]  # source rows first
@@ -133,6 +155,9 @@ def adapt(
     protocol = DomainPairs(pairs)
     splits = protocol.splits(dataset.labels, dataset.splits, dataset.domains)
     chosen_aligners, deep = _resolve_aligners(aligners, seed)
+    grids = _selection_grids(chosen_aligners) if select is not None else {}
+    if select is not None and not grids:
+        say(f"select={select}: none of the aligners has a grid to choose from")
     estimators = resolve_classifiers(classifiers, seed=seed, images=True)
     on_features = {n: e for n, e in estimators.items() if not learns_from_images(e)}
     on_images = {n: e for n, e in estimators.items() if learns_from_images(e)}
@@ -186,6 +211,13 @@ def adapt(
                 continue
             for aligner_name, aligner in chosen_aligners.items():
                 started = time.perf_counter()
+                picked: dict[str, Any] = {}
+                if aligner_name in grids:
+                    aligner, picked = _select(
+                        part.features, split, aligner, grids[aligner_name], select, seed
+                    )
+                    described = ", ".join(f"{k}={v}" for k, v in picked.items())
+                    say(f"  {split.name} {aligner_name}: {select} chose {described}")
                 aligned, local = _align(part.features, split, aligner)
                 align_s = time.perf_counter() - started
                 scored = score_split(
@@ -198,7 +230,16 @@ def adapt(
                     cache=scores,
                     log=say,
                 )
-                rows += [replace(row, align_s=round(align_s, 4), n_failed=failed) for row in scored]
+                extra = {f"{aligner_name}.{k}": v for k, v in picked.items()}
+                rows += [
+                    replace(
+                        row,
+                        align_s=round(align_s, 4),
+                        n_failed=failed,
+                        chosen={**row.chosen, **extra},
+                    )
+                    for row in scored
+                ]
                 if view is not None and split.name == view_shift:
                     _add_views(
                         views, part.features, split, aligner_name, aligned, local, view, seed
@@ -217,10 +258,15 @@ def adapt(
         seed=seed,
         unlabelled_left_out=unlabelled,
         aligners={
-            **{a: _describe_aligner(a, al) for a, al in chosen_aligners.items()},
+            **{
+                a: _describe_aligner(a, al)
+                + ("; its parameters chosen per shift (see selection)" if a in grids else "")
+                for a, al in chosen_aligners.items()
+            },
             **{m: f"FineTuner(adapt={m!r}): {DEEP_DESCRIPTION}" for m in deep},
         },
         **describe_learners({f"{name} + {a}": {DEEP_CLASSIFIER: lr} for a, lr in learners.items()}),
+        **_describe_selection(select, grids),
     )
     return EvaluationResult(
         rows=rows,
@@ -361,6 +407,54 @@ def _image_learners(
             )
         out[method] = mine
     return out
+
+
+def _selection_grids(aligners: Mapping[str, Aligner | None]) -> dict[str, dict[str, list[Any]]]:
+    """The grid each aligner's parameters are chosen among, by aligner name: the default
+    grid of its name, or of its class's name for an aligner given under another name."""
+    out = {}
+    for name, aligner in aligners.items():
+        if aligner is None:
+            continue
+        keys = [name] + [k for k, cls in ALIGNERS.items() if type(aligner) is cls]
+        key = next((k for k in keys if k in DEFAULT_GRIDS), None)
+        if key is not None:
+            out[name] = DEFAULT_GRIDS[key]
+    return out
+
+
+def _select(
+    features: FeatureSet,
+    split: Split,
+    aligner: Aligner,
+    grid: Mapping[str, list[Any]],
+    scorer: str,
+    seed: int,
+) -> tuple[Aligner, dict[str, Any]]:
+    """``aligner`` with the parameters ``scorer`` chose on this shift (no target labels)."""
+    source, target = features.subset(split.train), features.subset(split.test)
+    best, _ = select_params(
+        aligner, source.X, source.y, target.X, scorer=scorer, grid=grid, seed=seed
+    )
+    return clone(aligner).set_params(**best), best
+
+
+def _describe_selection(select: str | None, grids: Mapping[str, Any]) -> dict[str, Any]:
+    if select is None:
+        return {}
+    key = str(select).strip().lower()
+    key = DEFAULT_SCORER if key == "default" else key
+    return {
+        "selection": {
+            "scorer": key,
+            "description": SCORER_DESCRIPTIONS[key],
+            "grids": dict(grids),
+            "split": "fitted on 2/3 of the labelled source rows (stratified, seed) and every "
+            "target row; scored on the other source rows and every target row, unlabelled",
+            "classifier": "StandardScaler + LogisticRegression(max_iter=1000) on the aligned "
+            "features; the chosen parameters then serve every classifier",
+        }
+    }
 
 
 def _describe_aligner(name: str, aligner: Aligner | None) -> str:
