@@ -63,3 +63,22 @@ def test_lines_and_summary_of_an_exact_index():
         "device": "cpu",
         "recall": None,
     }
+
+
+def test_chosen_hyper_parameters_are_listed_per_shift_and_once_per_method_of_folds():
+    from featkit.report.tables import chosen_lines
+
+    fold = {"extractor": "hog", "aligner": "none", "classifier": "svm", "chosen": {"C": 0.1}}
+    pair = {"extractor": "cnn", "aligner": "coral", "classifier": "svm"}
+    rows = [
+        {**fold, "fold": 0},
+        {**fold, "fold": 1, "chosen": {"C": 1.0}},  # later folds: the first one stands
+        {**pair, "source": "photo", "target": "sketch", "chosen": {"coral.reg": 0.01, "C": 1}},
+        {**pair, "source": "sketch", "target": "photo", "chosen": {"coral.reg": 1.0}},
+        {**fold, "extractor": "lbp", "chosen": {}},
+    ]
+    assert chosen_lines(rows) == [
+        ("hog + svm", "C=0.1"),
+        ("cnn + coral + svm, photo → sketch", "coral.reg=0.01, C=1"),
+        ("cnn + coral + svm, sketch → photo", "coral.reg=1"),
+    ]

@@ -23,6 +23,7 @@ import numpy as np
 
 from featkit.exceptions import InvalidParameterError
 from featkit.report.markdown import runtime_lines
+from featkit.report.tables import chosen_lines
 from featkit.report.thumbnails import Thumbnails, sample
 
 if TYPE_CHECKING:
@@ -587,18 +588,10 @@ class _Page:
                 for c, d in classifiers.items()
             )
             parts.append(f"<h2 id='classifiers'>Classifiers</h2><ul>{items}</ul>")
-        chosen = {}
-        for r in self.result.rows:
-            if r.get("chosen"):
-                chosen.setdefault(_method_name(r), r["chosen"])
+        chosen = chosen_lines(self.result.rows)
         if chosen:
-            items = "".join(
-                f"<li>{escape(m)}: "
-                + escape(", ".join(f"{k}={v:.3g}" for k, v in values.items()))
-                + "</li>"
-                for m, values in chosen.items()
-            )
-            parts.append(f"<p>Hyper-parameters chosen on the training rows:</p><ul>{items}</ul>")
+            items = "".join(f"<li>{escape(m)}: {escape(values)}</li>" for m, values in chosen)
+            parts.append(f"<p>Hyper-parameters chosen without the test rows:</p><ul>{items}</ul>")
         if self.result.skipped:
             items = "".join(
                 f"<li><code>{escape(n)}</code>: {escape(w)}</li>"

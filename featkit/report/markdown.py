@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featkit.hardware import bf16_kernel_name, describe_runtime
-from featkit.report.tables import escape_cell, pair_table, ranking_table
+from featkit.report.tables import chosen_lines, escape_cell, pair_table, ranking_table
 
 if TYPE_CHECKING:
     from featkit.evaluate.results import EvaluationResult
@@ -160,19 +160,12 @@ def render_markdown(result: EvaluationResult, charts: dict[str, str]) -> str:
             f"{count} images could not be used by `{name}` and are not scored."
             for name, count in failed.items()
         ]
-    chosen = [r for r in result.rows if r.get("chosen")]
+    chosen = chosen_lines(result.rows)
     lines += ["", "## Classifiers", ""]
     lines += [f"- `{c}`: {d}" for c, d in prov.get("classifiers", {}).items()]
     if chosen:
-        lines += ["", "Hyper-parameters chosen on the training rows (first split):", ""]
-        seen = set()
-        for r in chosen:
-            key = (r["extractor"], r["aligner"], r["classifier"])
-            if key in seen:
-                continue
-            seen.add(key)
-            values = ", ".join(f"{k}={v:.3g}" for k, v in r["chosen"].items())
-            lines.append(f"- {r.method}: {values}")
+        lines += ["", "Hyper-parameters chosen without the test rows:", ""]
+        lines += [f"- {method}: {values}" for method, values in chosen]
     if result.skipped:
         lines += ["", "## Skipped", ""]
         lines += [f"- `{name}`: {why}" for name, why in result.skipped.items()]

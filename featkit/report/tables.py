@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from featkit.evaluate.results import EvaluationResult
     from featkit.evaluate.rows import MethodSummary
 
-__all__ = ["pair_table", "ranking_table"]
+__all__ = ["chosen_lines", "pair_table", "ranking_table"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +140,29 @@ def _markdown(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> str:
 def escape_cell(text: Any) -> str:
     """Text safe inside a markdown table cell."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def chosen_lines(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(method, "values") for the hyper-parameters chosen without the test rows: each
+    method's first split when the splits are folds or draws of one data set, and every
+    shift for domain pairs, where the choice (``--select``) is made per pair."""
+    lines: list[tuple[str, str]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for r in rows:
+        if not r.get("chosen"):
+            continue
+        method = " + ".join(
+            str(r[k]) for k in ("extractor", "aligner", "classifier") if r.get(k, "none") != "none"
+        )
+        shift = f"{r['source']} → {r['target']}" if "source" in r and "target" in r else None
+        key = (method, shift)
+        if key in seen:
+            continue
+        seen.add(key)
+        values = ", ".join(f"{k}={_value(v)}" for k, v in r["chosen"].items())
+        lines.append((method if shift is None else f"{method}, {shift}", values))
+    return lines
+
+
+def _value(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
