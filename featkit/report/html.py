@@ -23,7 +23,7 @@ import numpy as np
 
 from featkit.exceptions import InvalidParameterError
 from featkit.report.markdown import runtime_lines
-from featkit.report.tables import chosen_lines
+from featkit.report.tables import chosen_lines, row_method
 from featkit.report.thumbnails import Thumbnails, sample
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ class _Page:
         rows = self.by_method[_key(summary)]
         return (
             f"<section class='method switched' id='{_anchor(summary)}'>"
-            f"<h3>{escape(_method_name(summary))}</h3>\n"
+            f"<h3>{escape(row_method(summary))}</h3>\n"
             f"<div class='side'>{self._per_class(rows)}{self._confusion(rows)}</div>\n"
             f"{self._errors(rows)}</section>"
         )
@@ -706,15 +706,8 @@ def _key(row: Mapping[str, Any]) -> Key:
     return (str(row["extractor"]), str(row.get("aligner", "none")), str(row["classifier"]))
 
 
-def _method_name(row: Mapping[str, Any]) -> str:
-    """As :func:`featkit.evaluate.rows.method_name` (the report does not import evaluate)."""
-    aligner = row.get("aligner", "none")
-    middle = [] if aligner == "none" else [aligner]
-    return " + ".join([row["extractor"], *middle, row["classifier"]])
-
-
 def _key_name(key: Key) -> str:
-    return _method_name(dict(zip(("extractor", "aligner", "classifier"), key, strict=True)))
+    return row_method(dict(zip(("extractor", "aligner", "classifier"), key, strict=True)))
 
 
 def _anchor(row: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from featkit.evaluate.results import EvaluationResult
     from featkit.evaluate.rows import MethodSummary
 
-__all__ = ["chosen_lines", "pair_table", "ranking_table"]
+__all__ = ["chosen_lines", "pair_table", "ranking_table", "row_method"]
 
 
 @dataclass(frozen=True)
@@ -151,9 +151,7 @@ def chosen_lines(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     for r in rows:
         if not r.get("chosen"):
             continue
-        method = " + ".join(
-            str(r[k]) for k in ("extractor", "aligner", "classifier") if r.get(k, "none") != "none"
-        )
+        method = row_method(r)
         shift = f"{r['source']} → {r['target']}" if "source" in r and "target" in r else None
         key = (method, shift)
         if key in seen:
@@ -166,3 +164,10 @@ def chosen_lines(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
 
 def _value(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def row_method(row: Mapping[str, Any]) -> str:
+    """As :func:`featkit.evaluate.rows.method_name` (the report does not import evaluate)."""
+    aligner = row.get("aligner", "none")
+    middle = [] if aligner == "none" else [aligner]
+    return " + ".join([row["extractor"], *middle, row["classifier"]])
