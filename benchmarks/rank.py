@@ -28,9 +28,21 @@ from sklearn.preprocessing import StandardScaler
 
 import featkit
 from featkit.evaluate.source_model import source_head, source_probabilities
-from featkit.evaluate.transferability import h_score, knn_loo_accuracy, leep, logme, nce
+from featkit.evaluate.transferability import (
+    h_score,
+    knn_loo_accuracy,
+    leep,
+    logme,
+    nce,
+    shrinkage_h_score,
+)
 
-SCORES = {"logme": logme, "hscore": h_score, "knn": knn_loo_accuracy}
+SCORES = {
+    "logme": logme,
+    "hscore": h_score,
+    "hscore-shrink": shrinkage_h_score,
+    "knn": knn_loo_accuracy,
+}
 
 # name -> (extractor, params); "tiny" params for 8x8 digits, as compare's defaults.
 FULL: dict[str, tuple[str, dict[str, Any]]] = {

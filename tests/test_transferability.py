@@ -215,3 +215,62 @@ def test_rank_job_and_command_on_digits():
     }
     bad = CliRunner().invoke(cli, ["rank", "-e", "pixels", "-s", "accuracy"])
     assert bad.exit_code == 2 and "unknown score" in bad.output
+
+
+def test_source_probabilities_are_cached_with_the_features(digit_images, tmp_path, monkeypatch):
+    """The logits are features of a copy of the extractor (its classifier as the layer): a
+    second ranking with the same cache directory computes none of them again."""
+    import featkit
+    from featkit.engine import extraction
+    from featkit.evaluate.source_model import source_logits, source_probabilities
+
+    images = digit_images[0][:6]
+    ex = featkit.create_extractor("cnn", image_size=64, device="cpu")
+    logits = source_logits(ex)
+    assert logits.layer == "classifier" and logits.precision == "fp32"
+    assert ex.layer == "pooled"  # a copy: the caller's extractor is unchanged
+    first = source_probabilities(ex, images, cache_dir=tmp_path)
+    seen = []
+    real = extraction.extract
+
+    def counted(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out.provenance["cache"]["computed_images"])
+        return out
+
+    monkeypatch.setattr(extraction, "extract", counted)
+    monkeypatch.setattr(featkit.engine, "extract", counted)
+    again = source_probabilities(ex, images, cache_dir=tmp_path)
+    assert seen == [0]
+    np.testing.assert_array_equal(again, first)
+
+
+@pytest.mark.parametrize(("n", "d"), [(120, 10), (40, 90)])
+def test_shrinkage_h_score_is_the_ledoit_wolf_formula(n, d):
+    """Against sklearn's LedoitWolf and a d x d inverse, for n > d and d > n."""
+    from sklearn.covariance import LedoitWolf
+
+    from featkit.evaluate.transferability import shrinkage_h_score
+
+    rng = np.random.default_rng(n + d)
+    y = rng.integers(0, 4, n)
+    X = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + 0.8 * y[:, None]
+    lw = LedoitWolf().fit(X)
+    centred = X - X.mean(axis=0)
+    conditional = np.stack([centred[y == c].mean(axis=0) for c in y])  # E[f|y] per row
+    between = conditional.T @ conditional / n
+    expected = np.trace(np.linalg.inv(lw.covariance_) @ ((1 - lw.shrinkage_) * between))
+    assert 0 < lw.shrinkage_ < 1
+    assert shrinkage_h_score(X, y) == pytest.approx(expected, rel=1e-9)
+
+
+def test_shrinkage_h_score_does_not_saturate_where_h_score_does():
+    from featkit.evaluate.transferability import shrinkage_h_score
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    noise = rng.normal(size=(60, 200))  # d > n: the plain H-score sees C - 1 = 2 for anything
+    signal = noise + 1.5 * np.eye(3)[y] @ rng.normal(size=(3, 200))
+    assert h_score(noise, y) == pytest.approx(2.0) and h_score(signal, y) == pytest.approx(2.0)
+    assert shrinkage_h_score(signal, y) > 2 * shrinkage_h_score(noise, y)
+    assert shrinkage_h_score(signal, y) < 2.0

@@ -25,10 +25,11 @@ from featkit.cli._options import cache_dir_option, decode_option, extractor_para
 @click.option(
     "-s",
     "--scores",
-    default="logme,hscore,knn,leep,nce",
+    default="logme,hscore,hscore-shrink,knn,leep,nce",
     show_default=True,
-    help="Comma-separated: logme, hscore, knn (leave-one-out cosine k-NN accuracy), leep, "
-    "nce (leep and nce: extractors with a classifier head, such as cnn).",
+    help="Comma-separated: logme, hscore, hscore-shrink (Ledoit-Wolf shrunk H-score), knn "
+    "(leave-one-out cosine k-NN accuracy), leep, nce (leep and nce: extractors with a "
+    "classifier head, such as cnn).",
 )
 @click.option("--sort-by", default=None, help="Score to sort by [default: the first one].")
 @click.option("-k", default=5, show_default=True, help="Neighbours of the knn score.")

@@ -26,7 +26,14 @@ from featkit.evaluate.compare import leave_out_local, resolve_extractors
 from featkit.evaluate.extraction import announce_runtimes, extract_for_splits
 from featkit.evaluate.protocols import Split
 from featkit.evaluate.source_model import source_head, source_probabilities
-from featkit.evaluate.transferability import h_score, knn_loo_accuracy, leep, logme, nce
+from featkit.evaluate.transferability import (
+    h_score,
+    knn_loo_accuracy,
+    leep,
+    logme,
+    nce,
+    shrinkage_h_score,
+)
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import Extractor, set_decode
 from featkit.hardware import describe_machine
@@ -39,12 +46,13 @@ __all__ = ["DEFAULT_SCORES", "SCORES", "RankResult", "RankRow", "rank"]
 FEATURE_SCORES: dict[str, Callable[..., float]] = {
     "logme": logme,
     "hscore": h_score,
+    "hscore-shrink": shrinkage_h_score,
     "knn": knn_loo_accuracy,
 }
 #: Scores of the source model's probabilities: ``score(P, y)``.
 SOURCE_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"leep": leep, "nce": nce}
 SCORES = (*FEATURE_SCORES, *SOURCE_SCORES)
-DEFAULT_SCORES = ("logme", "hscore", "knn", "leep", "nce")
+DEFAULT_SCORES = ("logme", "hscore", "hscore-shrink", "knn", "leep", "nce")
 
 
 @dataclass
@@ -223,7 +231,7 @@ def rank(
         # The same images as the feature rows: those that failed to extract are left out.
         position = {image_id: i for i, image_id in enumerate(dataset.ids.tolist())}
         images = dataset.subset(np.array([position[i] for i in features.ids.tolist()]))
-        P = source_probabilities(part.extractor, images)
+        P = source_probabilities(part.extractor, images, cache_dir=cache_dir, n_jobs=n_jobs)
         source_s[name] = round(time.perf_counter() - started, 3)
         rows += [_timed(name, s, SOURCE_SCORES[s], P, y) for s in wanted]
 

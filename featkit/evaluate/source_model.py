@@ -4,19 +4,20 @@ images as that extractor prepares them."""
 
 from __future__ import annotations
 
-import copy
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from featkit.data import Dataset
-from featkit.devices import resolve_torch_device
 from featkit.extractors.backbones import Backbone, load_backbone
 from featkit.extractors.base import Extractor
 from featkit.extractors.cnn import CNNExtractor
+from featkit.finetune.model import backbone_classifier
 
-__all__ = ["source_head", "source_probabilities"]
+__all__ = ["source_head", "source_logits", "source_probabilities"]
 
 
 def _backbone(extractor: CNNExtractor) -> Backbone:
@@ -52,38 +53,48 @@ def _classifier(backbone: Backbone) -> Any:
     return linear[-1] if linear else None
 
 
+def source_logits(extractor: CNNExtractor) -> CNNExtractor:
+    """A copy of ``extractor`` whose rows are its network's logits (the classifier's output
+    as its ``layer``), in float32: features like any other, so the engine computes them in
+    batches, in workers, and caches them."""
+    backbone = _backbone(extractor)
+    classifier = backbone_classifier(backbone.model, backbone.library)
+    return clone(extractor).set_params(layer=classifier, precision="fp32")
+
+
 def source_probabilities(
     extractor: CNNExtractor,
     images: Dataset | Sequence[Any],
     batch_size: int = 64,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    n_jobs: int | None = None,
 ) -> np.ndarray:
     """(n, source classes) softmax of the network's logits, float64, on the images as
-    ``extractor.prepare`` gives them (with ``tta``, the mean over its views). In float32 on
-    the extractor's device, whatever its ``precision``."""
-    import torch
+    ``extractor`` prepares them (with ``tta``, of its views' mean logits), in float32 on
+    the extractor's device whatever its ``precision``. The logits are extracted by
+    :func:`featkit.extract` (``batch_size`` images a chunk), so with ``cache_dir`` a second
+    ranking of the same images reads them from the cache."""
+    from featkit.engine import extract
 
     classes, why = source_head(extractor)
     if classes is None:
         raise ValueError(f"no source probabilities: {why}")
-    backbone = _backbone(extractor)
-    device = torch.device(resolve_torch_device(extractor.device, "cnn", allow_mps=True))
-    model = backbone.model
-    if device.type != "cpu":
-        model = copy.deepcopy(model).to(device)  # the cached backbone stays on the CPU
-    prep = backbone.preprocessing
-    mean = torch.tensor(prep.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(prep.std, device=device).view(1, 3, 1, 1)
-    items = list(images.items) if isinstance(images, Dataset) else list(images)
-    out = []
-    for start in range(0, len(items), batch_size):
-        prepared = np.stack([extractor.prepare(item) for item in items[start : start + batch_size]])
-        views = prepared.shape[1] if prepared.ndim == 5 else 1
-        batch = prepared.reshape(-1, *prepared.shape[-3:])  # (n * views, S, S, 3) uint8
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        x = (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
-        with torch.inference_mode():
-            p = torch.softmax(model(x).double(), dim=1).cpu().numpy()
-        out.append(p.reshape(-1, views, p.shape[1]).mean(axis=1))
-    if not out:
-        return np.zeros((0, classes))
-    return np.concatenate(out)
+    logits = extract(
+        source_logits(extractor),
+        images,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        n_jobs=n_jobs,
+        progress=False,
+    )
+    if logits.failed:
+        first = logits.failed[0]
+        raise ValueError(
+            f"no source probabilities: {len(logits.failed)} images could not be used "
+            f"(first: {first['id']}: {first['reason']})"
+        )
+    z = logits.X.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)  # a stable softmax
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)

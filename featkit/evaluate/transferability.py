@@ -4,6 +4,8 @@ computed from ``(X, y)`` without training a classifier. Higher is better for eve
 - :func:`logme`: LogME (You et al., ICML 2021), the maximised evidence of a Bayesian linear
   model from the features to each one-vs-rest label, per image, averaged over classes.
 - :func:`h_score`: H-score (Bao et al., ICIP 2019), ``tr(cov(f)^+ cov(E[f|y]))``.
+- :func:`shrinkage_h_score`: H-score with the Ledoit-Wolf shrunk covariance (Ibrahim et al.,
+  2022), which does not saturate when the dimensions approach the number of images.
 - :func:`leep`: LEEP (Nguyen et al., ICML 2020), from the source model's class probabilities.
 - :func:`nce`: NCE (Tran et al., ICCV 2019), ``-H(Y|Z)`` for the source model's labels Z.
 - :func:`knn_loo_accuracy`: leave-one-out accuracy of a cosine k-NN, a cheap baseline.
@@ -20,6 +22,7 @@ __all__ = [
     "leep",
     "logme",
     "nce",
+    "shrinkage_h_score",
 ]
 
 
@@ -143,6 +146,48 @@ def h_score(X: np.ndarray, y: np.ndarray) -> float:
     keep = s > s.max(initial=0.0) * max(X.shape) * np.finfo(np.float64).eps
     projected = means @ vh[keep].T / s[keep]  # each class mean in the whitened basis
     return float(np.sum(np.bincount(codes)[:, None] * projected**2))
+
+
+def shrinkage_h_score(X: np.ndarray, y: np.ndarray) -> float:
+    """Shrinkage H-score (Ibrahim, Ponomareva and Mazumder, 2022):
+    ``tr(cov_a(f)^-1 (1 - a) cov(E[f|y]))``, where ``cov_a = (1 - a) cov(f) + a mu I`` is
+    the Ledoit-Wolf estimate (``mu`` the mean variance, ``a`` its shrinkage, as
+    ``sklearn.covariance.LedoitWolf`` computes them), population covariances throughout.
+    Unlike :func:`h_score`, it does not saturate at C - 1 when ``d`` approaches ``n``."""
+    X = _features(X)
+    n, d = X.shape
+    codes, classes = _labels(y, n)
+    centred = X - X.mean(axis=0)
+    counts = np.bincount(codes)
+    means = np.zeros((len(classes), d))
+    np.add.at(means, codes, centred)
+    means /= counts[:, None]
+    _, s, vh = np.linalg.svd(centred, full_matrices=False)
+    variances = s**2 / n  # the eigenvalues of cov(f) in its row space; 0 elsewhere
+    shrinkage, mu = _ledoit_wolf(centred, s)
+    # The class means lie in the row space, where cov_a's eigenvalues are
+    # (1 - a) s^2 / n + a mu: O(n d min(n, d)), no d x d matrix (HOG has d = 8100).
+    eigenvalues = (1 - shrinkage) * variances + shrinkage * mu
+    keep = eigenvalues > 0
+    projected = means @ vh[keep].T
+    between = np.sum(counts[:, None] * projected**2, axis=0) / n  # diag of V' cov(E[f|y]) V
+    return float((1 - shrinkage) * np.sum(between / eigenvalues[keep]))
+
+
+def _ledoit_wolf(centred: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """(shrinkage, mean variance) of centred rows, as ``sklearn.covariance.
+    ledoit_wolf_shrinkage`` computes them (Ledoit and Wolf, 2004), from the n x n Gram
+    matrix instead of the d x d covariance."""
+    n, d = centred.shape
+    trace = float(np.sum(s**2)) / n  # tr(cov(f))
+    mu = trace / d
+    squared_norms = np.sum(centred**2, axis=1)
+    beta_ = float(np.sum(squared_norms**2))  # sum over rows of ||x||^4
+    delta_ = float(np.sum(s**4)) / n**2  # ||X'X||_F^2 / n^2 = ||cov(f)||_F^2
+    beta = (beta_ / n - delta_) / (d * n)
+    delta = (delta_ - 2.0 * mu * trace + d * mu**2) / d
+    beta = min(beta, delta)
+    return (0.0 if beta == 0 else beta / delta), mu
 
 
 def _probabilities(probabilities: np.ndarray) -> np.ndarray:
