@@ -468,7 +468,7 @@ class _Page:
             )
         parts.append(
             "<p class='hint'>Hover over a point (or focus a view and use the arrow keys) to "
-            "see its image and name.</p>"
+            "see its name, and for the larger points its image.</p>"
         )
         drawn = {name: self._view_points(view) for name, view in self.result.views.items()}
         self._hover_thumbnails(self.result.views, drawn)
@@ -539,14 +539,16 @@ class _Page:
             return escape(f"{name} ({', '.join(about)})")
 
         def tip(i: int) -> str:
+            # A point whose image is on the page is drawn larger: the eye finds the points
+            # a hover will show (the others name their image only).
             key = None if ids is None else self._keys.get(str(ids[i]))
-            return f" data-tip='{key}'" if key else ""
+            return f"r='3.4' data-tip='{key}'" if key else "r='2.2'"
 
         dots = "".join(
             # Whole pixels and a class per colour: every point has its <title> now, and
             # the bytes of 600 points a view add up.
-            f"<circle cx='{pos[i, 0]:.0f}' cy='{pos[i, 1]:.0f}' r='2.2' "
-            f"class='c{colour_of[i]}'{tip(i)}><title>{label(i)}</title></circle>"
+            f"<circle cx='{pos[i, 0]:.0f}' cy='{pos[i, 1]:.0f}' {tip(i)} "
+            f"class='c{colour_of[i]}'><title>{label(i)}</title></circle>"
             for i in points
         )
         pictures = ""
