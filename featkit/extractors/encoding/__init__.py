@@ -34,7 +34,12 @@ subsample, described in joblib tasks), one module per encoder (``bovw``, ``vlad`
 ``dsift-fisher``). Everything public is importable from this package.
 """
 
-from featkit.extractors.encoding.base import CodebookEncoder, LocalEncoder, pyramid_cells
+from featkit.extractors.encoding.base import (
+    CodebookEncoder,
+    LocalEncoder,
+    pyramid_cells,
+    pyramid_levels,
+)
 from featkit.extractors.encoding.bovw import BagOfVisualWords
 from featkit.extractors.encoding.fisher import FisherVectorEncoder
 from featkit.extractors.encoding.kernels import (
@@ -47,6 +52,7 @@ from featkit.extractors.encoding.kernels import (
 from featkit.extractors.encoding.presets import (
     DenseSiftBagOfWords,
     DenseSiftFisher,
+    DenseSiftFisherChatfield2011,
     DenseSiftVLAD,
     SiftBagOfWords,
 )
@@ -58,6 +64,7 @@ __all__ = [
     "CodebookEncoder",
     "DenseSiftBagOfWords",
     "DenseSiftFisher",
+    "DenseSiftFisherChatfield2011",
     "DenseSiftVLAD",
     "FisherVectorEncoder",
     "LocalEncoder",
@@ -68,5 +75,6 @@ __all__ = [
     "kmeans_codebook",
     "pca_basis",
     "pyramid_cells",
+    "pyramid_levels",
     "vlad_vector",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
@@ -11,6 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.encoding.base import PUBLIC_MODULE, LocalEncoder, _check_power
 from featkit.extractors.encoding.kernels import (
+    _fisher_from_stats,
+    _fisher_stats,
     _kmeans_mixture,
     fisher_vector,
     gmm_posteriors,
@@ -176,6 +179,47 @@ class FisherVectorEncoder(LocalEncoder):
             posteriors=post[mask],
             power=float(self.power),
         )
+
+    def _blocks(
+        self, codes: tuple[np.ndarray, np.ndarray], levels: list[tuple[int, np.ndarray]]
+    ) -> list[np.ndarray]:
+        """Every cell's Fisher vector from statistics summed over the cells' common parts.
+
+        The descriptors are split once into the pieces that no level's cell boundary
+        crosses (1x1 + 2x2 + 3x1: 8 pieces); each piece's sufficient statistics are
+        computed once and a cell's are the sum of its pieces'. Each descriptor then enters
+        one product with the posteriors instead of one per level (3x faster for 3 levels);
+        the vectors are those of ``_cell`` up to rounding.
+        """
+        z, post = codes
+        piece = np.zeros(len(z), dtype=np.int64)
+        for n, ids in levels:  # renumbered at each level: no overflow, whatever the grids
+            piece = np.unique(piece * n + ids, return_inverse=True)[1].reshape(-1)
+        _, first, inverse, counts = np.unique(
+            piece, return_index=True, return_inverse=True, return_counts=True
+        )
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        stats = [
+            _fisher_stats(z[rows], post[rows])
+            for rows in (order[a:b] for a, b in itertools.pairwise(bounds))
+        ]
+        params = (self.gmm_weights_, self.gmm_means_, self.gmm_covariances_, float(self.power))
+        blocks = []
+        for n, ids in levels:
+            cell_of_piece = ids[first]
+            cells = []
+            for c in range(n):
+                members = np.flatnonzero(cell_of_piece == c)
+                if len(members) == 0:
+                    cells.append(np.zeros(2 * self.gmm_means_.size))
+                    continue
+                s0, s1, s2 = (sum(stats[m][i] for m in members) for i in range(3))
+                cells.append(
+                    _fisher_from_stats(s0, s1, s2, int(counts[members].sum()), *params, True)
+                )
+            blocks.append(np.stack(cells))
+        return blocks
 
     def _finish(self, blocks: list[np.ndarray]) -> np.ndarray:
         return self._finish_cellwise(blocks)
