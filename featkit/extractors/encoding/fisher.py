@@ -35,8 +35,9 @@ class FisherVectorEncoder(LocalEncoder):
     with ``reg_covar`` = 1e-4 x the largest per-dimension variance (VLFeat's variance floor).
     The vector holds the gradients with respect to the means then the standard deviations
     (2 x n_components x D per cell, each (K, D) row-major), signed power ``power`` + L2 per
-    cell. With a spatial pyramid, a level of s x s cells is weighted by 1/s and the whole
-    vector is L2-normalised. Images without descriptors give zeros.
+    cell. With a spatial pyramid, a level of n cells is weighted by 1/sqrt(n) (1/s for s x s
+    cells) and the whole vector is L2-normalised. Images without descriptors give zeros.
+    ``dsift-fisher-chatfield2011`` is the published recipe (docs/extractors.md).
 
     Parameters
     ----------
@@ -49,8 +50,9 @@ class FisherVectorEncoder(LocalEncoder):
         Dimensions kept by PCA of the descriptors before the mixture; None keeps them all.
     power : float, default=0.5
         Exponent of the signed power normalisation (1 disables it).
-    pyramid : tuple of int, default=(1,)
-        Spatial pyramid grid sides, e.g. (1, 2) for 1x1 + 2x2 cells.
+    pyramid : tuple of int or (rows, cols) pairs, default=(1,)
+        Spatial pyramid levels: grid sides, e.g. (1, 2) for 1x1 + 2x2 cells, or (rows, cols)
+        grids: (1, 2, (3, 1)) adds three horizontal bands (Chatfield et al. 2011).
     n_iter : int, default=100
         Maximum EM iterations of the mixture.
     max_descriptors : int, default=100000
