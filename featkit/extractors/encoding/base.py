@@ -76,9 +76,10 @@ class LocalEncoder(Extractor):
     ``fit`` resolves ``local`` (a clone of an instance, or ``create_extractor(name)``) into
     ``local_``. Subclasses learn their vocabulary in ``_fit_vocabulary(sample)`` and encode
     one image in ``_codes`` (per-descriptor work: assignment, posteriors), ``_cell`` (one
-    pyramid cell: raw for bag of words, normalised for VLAD and Fisher vectors) and
-    ``_finish`` (the levels' (cells, E) blocks into one normalised vector). ``encode``
-    encodes descriptor sets computed beforehand (describe once, encode several ways).
+    pyramid cell: raw for bag of words, normalised for VLAD and Fisher vectors; or
+    ``_blocks``, every cell of every level at once) and ``_finish`` (the levels' (cells, E)
+    blocks into one normalised vector). ``encode`` encodes descriptor sets computed
+    beforehand (describe once, encode several ways).
     """
 
     __module__ = PUBLIC_MODULE  # config["class"] and pickles as before the split
