@@ -25,6 +25,7 @@ SMALL = {
     "dsift-vlad": {"n_words": 8},
     "fisher": {"n_components": 4, "pca_dim": 16},
     "dsift-fisher": {"n_components": 4, "pca_dim": 16},
+    "dsift-fisher-chatfield2011": {"n_components": 4, "pca_dim": 16},
 }
 # Deep aliases whose weights need a network run with seeded random weights, small inputs.
 SMALL.update(

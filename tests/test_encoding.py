@@ -425,6 +425,155 @@ def test_pyramid_fisher_cells_match_per_cell_reference():
     np.testing.assert_allclose(got, want / np.linalg.norm(want), rtol=1e-5, atol=1e-7)
 
 
+def reference_improved_fisher_pyramid(desc, xy, levels, weights, means, variances):
+    """Improved FV with a spatial pyramid, from the formulas: each (rows, cols) level's cells
+    by their own loop over descriptors, each cell power + L2, a level of n cells weighted
+    1 / sqrt(n), then the whole vector L2-normalised."""
+    parts = []
+    for rows, cols in levels:
+        for r in range(rows):
+            for c in range(cols):
+                inside = [
+                    t
+                    for t, (x, y) in enumerate(xy)
+                    if min(int(np.floor(y * rows)), rows - 1) == r
+                    and min(int(np.floor(x * cols)), cols - 1) == c
+                ]
+                cell = (
+                    improved(reference_fisher(desc[inside], weights, means, variances))
+                    if inside
+                    else np.zeros(2 * means.size)
+                )
+                parts.append(cell / np.sqrt(rows * cols))
+    want = np.concatenate(parts)
+    return want / np.linalg.norm(want)
+
+
+def test_fisher_vector_kernel_equals_direct_formula_in_float64():
+    """The kernel itself (float64, no float32 output) to 1e-12: posteriors from scipy's
+    Gaussian densities, gradients by a loop over descriptors and Gaussians."""
+    from featkit.extractors.encoding import fisher_vector, gmm_posteriors
+
+    rng = np.random.default_rng(11)
+    weights, means, variances = small_gmm(rng, k=3, d=4)
+    desc = rng.normal(size=(40, 4)) * 1.5
+    raw = reference_fisher(desc, weights, means, variances)
+    got_raw = fisher_vector(desc, weights, means, variances, power=1.0, normalize=False)
+    np.testing.assert_allclose(got_raw, raw, rtol=0, atol=1e-12)
+    got = fisher_vector(desc, weights, means, variances)
+    np.testing.assert_allclose(got, improved(raw), rtol=0, atol=1e-12)
+    dens = np.stack(
+        [
+            w * multivariate_normal(m, np.diag(v)).pdf(desc)
+            for w, m, v in zip(weights, means, variances, strict=True)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(
+        gmm_posteriors(desc, weights, means, variances),
+        dens / dens.sum(1, keepdims=True),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
+def test_fisher_encoder_with_pca_and_general_pyramid_equals_direct_formulas(images):
+    """fit (PCA + mixture) then encode with a 1x1 + 2x2 + 3x1 pyramid (the recipe of
+    Chatfield et al. 2011) against the formulas cell by cell: 1e-10 before the float32
+    output, float32 rounding after it."""
+    local = GridPatches(patch=4, step=3)
+    levels = [(1, 1), (2, 2), (3, 1)]
+    enc = FisherVectorEncoder(local=local, n_components=3, pca_dim=4, pyramid=(1, 2, (3, 1)))
+    enc.fit(images)
+    assert enc.feature_dim == 2 * 3 * 4 * 8
+    weights, means, variances = enc.gmm_weights_, enc.gmm_means_, enc.gmm_covariances_
+    feats = local.describe(images)
+    X = enc.transform(images)
+    assert X.dtype == np.float32 and X.shape == (len(images), 2 * 3 * 4 * 8)
+    for f, row in zip(feats, X, strict=True):
+        z = (f.descriptors.astype(np.float64) - enc.pca_mean_) @ enc.pca_components_.T.astype(
+            np.float64
+        )
+        want = reference_improved_fisher_pyramid(z, f.xy, levels, weights, means, variances)
+        np.testing.assert_allclose(enc._encode_one(f), want, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(row, want, rtol=0, atol=1e-6)
+
+
+def test_fisher_pooled_cells_equal_cell_by_cell_encoding():
+    """The pieces-and-sums pooling of FisherVectorEncoder._blocks against the generic one
+    descriptor set per cell (LocalEncoder._blocks), on overlapping odd grids."""
+    from featkit.extractors.encoding import LocalEncoder, pyramid_cells, pyramid_levels
+
+    rng = np.random.default_rng(3)
+    weights, means, variances = small_gmm(rng, k=4, d=3)
+    enc = fitted_with(
+        FisherVectorEncoder(n_components=4, pca_dim=None, pyramid=(1, 2, (3, 1), (1, 3), 4)),
+        pca_mean_=None,
+        pca_components_=None,
+        gmm_weights_=weights,
+        gmm_means_=means,
+        gmm_covariances_=variances,
+    )
+    desc = rng.normal(size=(120, 3))
+    xy = rng.uniform(0, 1, size=(120, 2)) * [0.7, 1.0]  # the 4x4 grid's last column: empty
+    codes = enc._codes(desc)
+    levels = [(r * c, pyramid_cells(xy, r, c)) for r, c in pyramid_levels(enc.pyramid)]
+    fast = enc._blocks(codes, levels)
+    slow = LocalEncoder._blocks(enc, codes, levels)
+    assert [b.shape for b in fast] == [b.shape for b in slow]
+    assert any(not b.any() for b in slow[-1])  # an empty cell encodes as zeros
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_general_pyramid_levels_cells_names_and_validation():
+    from featkit.extractors.encoding import pyramid_cells, pyramid_levels
+
+    xy = np.array([[0.9, 0.1], [0.1, 0.5], [0.5, 0.99]])
+    assert pyramid_cells(xy, 3, 1).tolist() == [0, 1, 2]  # three horizontal bands
+    assert pyramid_cells(xy, 1, 3).tolist() == [2, 0, 1]  # three vertical bands
+    assert pyramid_cells(xy, 2).tolist() == pyramid_cells(xy, 2, 2).tolist() == [1, 2, 3]
+    assert pyramid_levels((1, 2, (3, 1), [1, 3])) == [(1, 1), (2, 2), (3, 1), (1, 3)]
+    enc = BagOfVisualWords(n_words=3, pyramid=(1, (3, 1)), norm="l1")
+    assert enc.feature_dim == 3 * 4
+    names = enc.get_feature_names_out()
+    assert names[3] == "bovw_s3x1_r0_c0_w0" and names[-1] == "bovw_s3x1_r2_c0_w2"
+    fitted_with(enc, codebook_=CODEBOOK, idf_=None)
+    vec = enc.encode([LocalFeatures(DESC, XY)])[0]
+    np.testing.assert_allclose([vec[:3].sum(), vec[3:].sum()], 0.5, rtol=1e-6)  # equal mass
+    for bad in [(1, (3,)), (1, (0, 2)), (2, (2, 2)), (1, (3, 1.5)), ((1, 65),)]:
+        with pytest.raises(featkit.InvalidParameterError, match="pyramid"):
+            BagOfVisualWords(pyramid=bad).validate_params()
+    # a config read back from JSON has lists for pairs: the same extractor
+    again = featkit.create_extractor("fisher", pyramid=json.loads(json.dumps((1, (3, 1)))))
+    assert again.feature_dim == FisherVectorEncoder(pyramid=(1, (3, 1))).feature_dim
+
+
+def test_chatfield2011_preset_is_the_published_recipe():
+    enc = featkit.create_extractor("dsift-fisher-chatfield2011")
+    assert (enc.n_components, enc.pca_dim, enc.power) == (256, 80, 0.5)
+    assert pyramid_levels_of(enc) == [(1, 1), (2, 2), (3, 1)]
+    assert enc.feature_dim == 2 * 256 * 80 * 8 == 327_680
+    local = enc._local()
+    assert local.name == "dsift-phow"
+    assert (local.step, tuple(local.bin_sizes), local.sigma, local.magnif) == (
+        3,
+        (4, 6, 8, 10),
+        None,
+        6.0,
+    )
+    assert local.window_size == 1.5
+    # the former default stays: its cached features and published numbers are unchanged
+    old = featkit.create_extractor("dsift-fisher")
+    assert (old.n_components, old.pca_dim, old.pyramid, old.feature_dim) == (64, 64, (1,), 8192)
+
+
+def pyramid_levels_of(enc):
+    from featkit.extractors.encoding import pyramid_levels
+
+    return pyramid_levels(enc.pyramid)
+
+
 # -- fitting --------------------------------------------------------------------------------
 def test_same_seed_same_codebook_other_seed_differs(images):
     import faiss
@@ -622,6 +771,7 @@ def test_registered_combinations_show_their_defaults():
         "dsift-vlad": ("dsift", "n_words", 64),
         "vlad": ("dsift", "n_words", 64),
         "dsift-fisher": ("dsift", "n_components", 64),
+        "dsift-fisher-chatfield2011": ("dsift-phow", "n_components", 256),
         "fisher": ("dsift", "n_components", 64),
     }
     for name, (local, size_param, size) in expected.items():
@@ -632,7 +782,9 @@ def test_registered_combinations_show_their_defaults():
 
 
 # -- the real local extractors and the engine ------------------------------------------------
-@pytest.mark.parametrize("name", ["dsift-bovw", "dsift-vlad", "dsift-fisher", "sift-bovw"])
+@pytest.mark.parametrize(
+    "name", ["dsift-bovw", "dsift-vlad", "dsift-fisher", "dsift-fisher-chatfield2011", "sift-bovw"]
+)
 def test_registered_combination_with_real_sift(name):
     module = "featkit.extractors.sift" if name.startswith("sift") else "featkit.extractors.dsift"
     pytest.importorskip(module)
@@ -644,7 +796,8 @@ def test_registered_combination_with_real_sift(name):
     enc = featkit.create_extractor(name, max_descriptors=5000, **size)
     X = enc.fit(images).transform(images)
     assert X.shape == (6, enc.feature_dim) and np.isfinite(X).all()
-    assert enc.config["local"]["name"] == ("sift" if name.startswith("sift") else "dsift")
+    local = {"sift-bovw": "sift", "dsift-fisher-chatfield2011": "dsift-phow"}.get(name, "dsift")
+    assert enc.config["local"]["name"] == local
 
 
 def test_extract_end_to_end_on_real_images(tmp_path):

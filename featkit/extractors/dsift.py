@@ -72,11 +72,12 @@ from featkit.exceptions import InvalidParameterError
 from featkit.extractors.base import InputSpec, check_decode
 from featkit.extractors.dsift_kernels import dense_descriptors
 from featkit.extractors.local import LocalExtractor, LocalFeatures
+from featkit.extractors.presets import register_preset
 from featkit.extractors.sift import SIFT_DIM, root_sift
 from featkit.registry import register_extractor
 from featkit.validation import check_bool, check_float, check_int
 
-__all__ = ["DenseSiftExtractor", "cv2_dense_sift", "dense_grid"]
+__all__ = ["DenseSiftExtractor", "DenseSiftPhow", "cv2_dense_sift", "dense_grid"]
 
 _COLORS = ("gray", "rgb", "hsv", "opponent")
 #: OpenCV's assumed blur of the input image (SIFT_INIT_SIGMA).
@@ -367,3 +368,20 @@ def cv2_dense_sift(
     if not out:
         return np.zeros((0, SIFT_DIM), dtype=np.float32)
     return np.concatenate(out).astype(np.float32)
+
+
+# -- presets --------------------------------------------------------------------------------------
+#: Dense SIFT as Chatfield et al. 2011 computed it for their encodings (the enceval toolkit's
+#: PhowExtractor: vl_phow at bin sizes 4, 6, 8, 10, smoothing bin / 6, window 1.5 bins, every
+#: 3 pixels; vl_phow's own default step is 2).
+DenseSiftPhow = register_preset(
+    "dsift-phow",
+    DenseSiftExtractor,
+    summary=(
+        "Dense SIFT at VLFeat's PHOW settings, as in Chatfield et al. 2011: every 3 px, bin "
+        "sizes 4, 6, 8, 10, vl_phow smoothing and window."
+    ),
+    defaults={"step": 3, "bin_sizes": (4, 6, 8, 10), "sigma": None, "window_size": 1.5},
+    class_name="DenseSiftPhow",
+    module=__name__,
+)

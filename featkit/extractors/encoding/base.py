@@ -24,7 +24,7 @@ from featkit.extractors.local import LocalExtractor, LocalFeatures
 from featkit.registry import create_extractor, get_extractor_info
 from featkit.validation import check_int, is_int, is_number
 
-__all__ = ["PUBLIC_MODULE", "CodebookEncoder", "LocalEncoder", "pyramid_cells"]
+__all__ = ["PUBLIC_MODULE", "CodebookEncoder", "LocalEncoder", "pyramid_cells", "pyramid_levels"]
 
 #: Where the encoder classes say they live (``__module__``): the package, as before it was
 #: split, so that ``config["class"]`` (part of the feature cache key), pickles and the
@@ -34,12 +34,40 @@ PUBLIC_MODULE = "featkit.extractors.encoding"
 logger = logging.getLogger(PUBLIC_MODULE)
 
 
-def pyramid_cells(xy: np.ndarray, side: int) -> np.ndarray:
-    """Row-major cell index (row * side + col) of each position in a side x side grid."""
+def pyramid_cells(xy: np.ndarray, side: int, cols: int | None = None) -> np.ndarray:
+    """Row-major cell index (row * cols + col) of each position in a grid of cells.
+
+    The grid has ``side`` rows and ``cols`` columns (``side`` too when None: a side x side
+    grid); ``xy`` are positions as fractions of the image's width and height.
+    """
+    rows = int(side)
+    cols = rows if cols is None else int(cols)
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    col = np.clip(np.floor(xy[:, 0] * side), 0, side - 1).astype(np.int64)
-    row = np.clip(np.floor(xy[:, 1] * side), 0, side - 1).astype(np.int64)
-    return row * side + col
+    col = np.clip(np.floor(xy[:, 0] * cols), 0, cols - 1).astype(np.int64)
+    row = np.clip(np.floor(xy[:, 1] * rows), 0, rows - 1).astype(np.int64)
+    return row * cols + col
+
+
+def pyramid_levels(pyramid: Any) -> list[tuple[int, int]]:
+    """The (rows, cols) grid of each level of a ``pyramid`` parameter, in its order.
+
+    A level is an int ``s`` (an s x s grid) or a pair ``(rows, cols)``: ``(3, 1)`` is three
+    horizontal bands, the "3x1" level of Chatfield et al. 2011. Lists count as pairs (a
+    pyramid read back from a JSON config).
+    """
+    out = []
+    for level in pyramid:
+        if isinstance(level, (tuple, list)):
+            out.append((int(level[0]), int(level[1])))
+        else:
+            out.append((int(level), int(level)))
+    return out
+
+
+def _valid_level(level: Any) -> bool:
+    if isinstance(level, (tuple, list)):
+        return len(level) == 2 and all(is_int(v) and 1 <= v <= 64 for v in level)
+    return is_int(level) and 1 <= level <= 64
 
 
 class LocalEncoder(Extractor):
@@ -48,9 +76,10 @@ class LocalEncoder(Extractor):
     ``fit`` resolves ``local`` (a clone of an instance, or ``create_extractor(name)``) into
     ``local_``. Subclasses learn their vocabulary in ``_fit_vocabulary(sample)`` and encode
     one image in ``_codes`` (per-descriptor work: assignment, posteriors), ``_cell`` (one
-    pyramid cell: raw for bag of words, normalised for VLAD and Fisher vectors) and
-    ``_finish`` (the levels' (cells, E) blocks into one normalised vector). ``encode``
-    encodes descriptor sets computed beforehand (describe once, encode several ways).
+    pyramid cell: raw for bag of words, normalised for VLAD and Fisher vectors; or
+    ``_blocks``, every cell of every level at once) and ``_finish`` (the levels' (cells, E)
+    blocks into one normalised vector). ``encode`` encodes descriptor sets computed
+    beforehand (describe once, encode several ways).
     """
 
     __module__ = PUBLIC_MODULE  # config["class"] and pickles as before the split
@@ -98,16 +127,13 @@ class LocalEncoder(Extractor):
                 f"instance, got {local!r}"
             )
         pyr = self.pyramid
-        if (
-            not isinstance(pyr, (tuple, list))
-            or not pyr
-            or not all(is_int(s) and 1 <= s <= 64 for s in pyr)
-        ):
+        if not isinstance(pyr, (tuple, list)) or not pyr or not all(map(_valid_level, pyr)):
             raise InvalidParameterError(
-                f"{label}: pyramid must be a non-empty tuple of grid sides in 1..64, e.g. "
-                f"(1, 2, 4), got {pyr!r}"
+                f"{label}: pyramid must be a non-empty tuple of levels, each a grid side or a "
+                f"(rows, cols) pair in 1..64, e.g. (1, 2, 4) or (1, 2, (3, 1)), got {pyr!r}"
             )
-        if len(set(pyr)) != len(pyr):
+        levels = pyramid_levels(pyr)
+        if len(set(levels)) != len(levels):
             raise InvalidParameterError(f"{label}: pyramid levels must be distinct, got {pyr!r}")
         check_int(label, "max_descriptors", self.max_descriptors, 1)
         check_int(label, "seed", self.seed, 0, 2**31 - 1)
@@ -130,7 +156,7 @@ class LocalEncoder(Extractor):
         return self._local().input_spec()
 
     def _n_cells(self) -> int:
-        return sum(int(s) ** 2 for s in self.pyramid)
+        return sum(r * c for r, c in pyramid_levels(self.pyramid))
 
     def _descriptor_dim(self) -> int | None:
         """Dimension the vocabulary works in (after any projection), None when unknown."""
@@ -158,10 +184,15 @@ class LocalEncoder(Extractor):
         return cfg
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """``{name}_{cell}_{element}``: cells as ``s{side}_r{row}_c{col}`` (omitted for (1,))."""
+        """``{name}_{cell}_{element}``: cells as ``s{side}_r{row}_c{col}``, or
+        ``s{rows}x{cols}_r{row}_c{col}`` for a (rows, cols) level (omitted for (1,))."""
         prefix = self._label.replace("-", "_").replace("/", "_")
         elements = self._element_names()
-        cells = [f"s{s}_r{r}_c{c}_" for s in self.pyramid for r in range(s) for c in range(s)]
+        cells = [
+            f"s{_level_tag(level)}_r{r}_c{c}_"
+            for level in self.pyramid
+            for r, c in np.ndindex(*pyramid_levels([level])[0])
+        ]
         if list(self.pyramid) == [1]:
             cells = [""]
         return np.asarray([f"{prefix}_{c}{e}" for c in cells for e in elements], dtype=object)
@@ -270,11 +301,13 @@ class LocalEncoder(Extractor):
                 f"was learned on {expected}"
             )
         codes = self._codes(x)
-        blocks = []
-        for s in self.pyramid:
-            cells = pyramid_cells(feats.xy, int(s))
-            blocks.append(np.stack([self._cell(codes, cells == c) for c in range(s * s)]))
-        return self._finish(blocks)
+        levels = [(r * c, pyramid_cells(feats.xy, r, c)) for r, c in pyramid_levels(self.pyramid)]
+        return self._finish(self._blocks(codes, levels))
+
+    def _blocks(self, codes: Any, levels: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        """The (cells, E) block of each level, given (number of cells, cell of each
+        descriptor) per level: ``_cell`` of each cell; an encoder may pool faster."""
+        return [np.stack([self._cell(codes, ids == c) for c in range(n)]) for n, ids in levels]
 
     def _vocabulary_input_dim(self) -> int:
         raise NotImplementedError
@@ -294,10 +327,9 @@ class LocalEncoder(Extractor):
         return state
 
     def _finish_cellwise(self, blocks: list[np.ndarray]) -> np.ndarray:
-        """Cell-normalised blocks (VLAD, FV): level of s x s cells weighted 1/s, global L2."""
-        vec = np.concatenate(
-            [b.ravel() / int(s) for b, s in zip(blocks, self.pyramid, strict=True)]
-        )
+        """Cell-normalised blocks (VLAD, FV): a level of n cells weighted 1/sqrt(n) (1/s for
+        s x s cells), so that every level has the same norm; then global L2."""
+        vec = np.concatenate([b.ravel() / np.sqrt(len(b)) for b in blocks])
         return _power_l2(vec, 1.0, True)
 
 
@@ -330,6 +362,12 @@ class CodebookEncoder(LocalEncoder):
             index = _flat_index(self.codebook_)
             self._faiss_index = index
         return index
+
+
+def _level_tag(level: Any) -> str:
+    if isinstance(level, (tuple, list)):
+        return f"{int(level[0])}x{int(level[1])}"
+    return str(int(level))
 
 
 def _check_power(label: str, value: Any) -> None:

@@ -51,8 +51,9 @@ class BagOfVisualWords(CodebookEncoder):
         Words sharing each descriptor in soft assignment.
     tfidf : bool, default=False
         Weight words by their inverse document frequency in the training images.
-    pyramid : tuple of int, default=(1,)
-        Spatial pyramid grid sides, e.g. (1, 2, 4) for 1x1 + 2x2 + 4x4 cells.
+    pyramid : tuple of int or (rows, cols) pairs, default=(1,)
+        Spatial pyramid levels: grid sides, e.g. (1, 2, 4) for 1x1 + 2x2 + 4x4 cells, or
+        (rows, cols) grids: (1, 2, (3, 1)) adds three horizontal bands.
     norm : {"l1", "l2", "hellinger"} or None, default="hellinger"
         Normalisation of the whole vector: square root of the L1-normalised histogram
         (power 0.5 + L2: a linear model on it is a Hellinger-kernel machine, measured 5 to 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
@@ -11,6 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 from featkit.exceptions import InvalidParameterError
 from featkit.extractors.encoding.base import PUBLIC_MODULE, LocalEncoder, _check_power
 from featkit.extractors.encoding.kernels import (
+    _fisher_from_stats,
+    _fisher_stats,
     _kmeans_mixture,
     fisher_vector,
     gmm_posteriors,
@@ -32,8 +35,9 @@ class FisherVectorEncoder(LocalEncoder):
     with ``reg_covar`` = 1e-4 x the largest per-dimension variance (VLFeat's variance floor).
     The vector holds the gradients with respect to the means then the standard deviations
     (2 x n_components x D per cell, each (K, D) row-major), signed power ``power`` + L2 per
-    cell. With a spatial pyramid, a level of s x s cells is weighted by 1/s and the whole
-    vector is L2-normalised. Images without descriptors give zeros.
+    cell. With a spatial pyramid, a level of n cells is weighted by 1/sqrt(n) (1/s for s x s
+    cells) and the whole vector is L2-normalised. Images without descriptors give zeros.
+    ``dsift-fisher-chatfield2011`` is the published recipe (docs/extractors.md).
 
     Parameters
     ----------
@@ -46,8 +50,9 @@ class FisherVectorEncoder(LocalEncoder):
         Dimensions kept by PCA of the descriptors before the mixture; None keeps them all.
     power : float, default=0.5
         Exponent of the signed power normalisation (1 disables it).
-    pyramid : tuple of int, default=(1,)
-        Spatial pyramid grid sides, e.g. (1, 2) for 1x1 + 2x2 cells.
+    pyramid : tuple of int or (rows, cols) pairs, default=(1,)
+        Spatial pyramid levels: grid sides, e.g. (1, 2) for 1x1 + 2x2 cells, or (rows, cols)
+        grids: (1, 2, (3, 1)) adds three horizontal bands (Chatfield et al. 2011).
     n_iter : int, default=100
         Maximum EM iterations of the mixture.
     max_descriptors : int, default=100000
@@ -176,6 +181,47 @@ class FisherVectorEncoder(LocalEncoder):
             posteriors=post[mask],
             power=float(self.power),
         )
+
+    def _blocks(
+        self, codes: tuple[np.ndarray, np.ndarray], levels: list[tuple[int, np.ndarray]]
+    ) -> list[np.ndarray]:
+        """Every cell's Fisher vector from statistics summed over the cells' common parts.
+
+        The descriptors are split once into the pieces that no level's cell boundary
+        crosses (1x1 + 2x2 + 3x1: 8 pieces); each piece's sufficient statistics are
+        computed once and a cell's are the sum of its pieces'. Each descriptor then enters
+        one product with the posteriors instead of one per level (3x faster for 3 levels);
+        the vectors are those of ``_cell`` up to rounding.
+        """
+        z, post = codes
+        piece = np.zeros(len(z), dtype=np.int64)
+        for n, ids in levels:  # renumbered at each level: no overflow, whatever the grids
+            piece = np.unique(piece * n + ids, return_inverse=True)[1].reshape(-1)
+        _, first, inverse, counts = np.unique(
+            piece, return_index=True, return_inverse=True, return_counts=True
+        )
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        stats = [
+            _fisher_stats(z[rows], post[rows])
+            for rows in (order[a:b] for a, b in itertools.pairwise(bounds))
+        ]
+        params = (self.gmm_weights_, self.gmm_means_, self.gmm_covariances_, float(self.power))
+        blocks = []
+        for n, ids in levels:
+            cell_of_piece = ids[first]
+            cells = []
+            for c in range(n):
+                members = np.flatnonzero(cell_of_piece == c)
+                if len(members) == 0:
+                    cells.append(np.zeros(2 * self.gmm_means_.size))
+                    continue
+                s0, s1, s2 = (sum(stats[m][i] for m in members) for i in range(3))
+                cells.append(
+                    _fisher_from_stats(s0, s1, s2, int(counts[members].sum()), *params, True)
+                )
+            blocks.append(np.stack(cells))
+        return blocks
 
     def _finish(self, blocks: list[np.ndarray]) -> np.ndarray:
         return self._finish_cellwise(blocks)

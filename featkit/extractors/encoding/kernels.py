@@ -158,12 +158,31 @@ def fisher_vector(
     if len(x) == 0:
         return np.zeros(2 * k * d)
     g = gmm_posteriors(x, w, mu, var) if posteriors is None else np.asarray(posteriors)
-    t = len(x)
-    s0 = g.sum(axis=0)[:, None]  # (K, 1)
-    s1 = g.T @ x  # (K, D)
-    s2 = g.T @ (x * x)
-    sigma = np.sqrt(var)
-    g_mu = (s1 - s0 * mu) / (t * np.sqrt(w)[:, None] * sigma)
+    return _fisher_from_stats(*_fisher_stats(x, g), len(x), w, mu, var, power, normalize)
+
+
+def _fisher_stats(x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sufficient statistics of a descriptor set: sum_t g_t(k), sum_t g_t(k) x_t, and
+    sum_t g_t(k) x_t^2 ((K,), (K, D), (K, D)); sums of subsets add up to the set's."""
+    return g.sum(axis=0), g.T @ x, g.T @ (x * x)
+
+
+def _fisher_from_stats(
+    s0: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    t: int,
+    w: np.ndarray,
+    mu: np.ndarray,
+    var: np.ndarray,
+    power: float,
+    normalize: bool,
+) -> np.ndarray:
+    """The improved Fisher vector of a set of ``t`` descriptors from its statistics."""
+    if t == 0:
+        return np.zeros(2 * mu.size)
+    s0 = s0[:, None]
+    g_mu = (s1 - s0 * mu) / (t * np.sqrt(w)[:, None] * np.sqrt(var))
     g_sigma = (s2 - 2.0 * mu * s1 + s0 * (mu * mu - var)) / (t * np.sqrt(2.0 * w)[:, None] * var)
     return _power_l2(np.concatenate([g_mu.ravel(), g_sigma.ravel()]), power, normalize)
 

@@ -21,7 +21,7 @@ class VLADEncoder(CodebookEncoder):
 
     Each word's block is L2-normalised (intra-normalisation, Arandjelovic & Zisserman 2013),
     then signed power normalisation ``sign(v) |v| ** power`` and L2. With a spatial pyramid,
-    each cell is normalised on its own, a level of s x s cells is weighted by 1/s, and the
+    each cell is normalised on its own, a level of n cells is weighted by 1/sqrt(n), and the
     whole vector is L2-normalised. Output dimension: n_words x D per cell (D the descriptor
     dimension). Images without descriptors give zeros.
 
@@ -36,8 +36,9 @@ class VLADEncoder(CodebookEncoder):
         L2-normalise each word's residual sum before the power and global normalisation.
     power : float, default=0.5
         Exponent of the signed power normalisation (1 disables it).
-    pyramid : tuple of int, default=(1,)
-        Spatial pyramid grid sides, e.g. (1, 2) for 1x1 + 2x2 cells.
+    pyramid : tuple of int or (rows, cols) pairs, default=(1,)
+        Spatial pyramid levels: grid sides, e.g. (1, 2) for 1x1 + 2x2 cells, or (rows, cols)
+        grids: (1, 2, (3, 1)) adds three horizontal bands (Chatfield et al. 2011).
     n_iter : int, default=20
         k-means iterations.
     max_descriptors : int, default=100000
