@@ -386,7 +386,7 @@ def test_weights_without_a_classifier_have_no_class_to_explain() -> None:
 # -- the API and the command line ---------------------------------------------------------
 def test_what_show_does_not_draw(cat_png: Path) -> None:
     with pytest.raises(
-        InvalidParameterError, match=r"'pixels': featkit show draws cnn, dsift, hog"
+        InvalidParameterError, match=r"'pixels': featkit show draws cnn, dsift, dsift-phow, hog"
     ):
         show(cat_png, "pixels")
     with pytest.raises(ExtractorNotFoundError, match="featkit show draws"):
