@@ -55,3 +55,16 @@ def digit_folder(tmp_path: Path, digit_images) -> Path:
     big = np.stack([np.asarray(Image.fromarray(i).resize((32, 32))) for i in images[:200]])
     write_image_folder(tmp_path / "digits", big, labels[:200])
     return tmp_path / "digits"
+
+
+@pytest.fixture(scope="module")
+def one_faiss_thread():
+    """Small data: faiss's OpenMP threads only add overhead, and on a shared 2-core machine
+    a busy core makes each of k-means' parallel regions wait (100x slower measured)."""
+    from featkit._faiss import import_faiss
+
+    faiss = import_faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)

@@ -14,18 +14,7 @@ import featkit
 from featkit.exceptions import DatasetError, InvalidParameterError
 from featkit.index import FeatureIndex, build_index, recall_at_k, search_images
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    """Small data: faiss's OpenMP threads only add overhead, and on a shared 2-core machine
-    a busy core makes each of k-means' parallel regions wait (100x slower measured)."""
-    from featkit._faiss import import_faiss
-
-    faiss = import_faiss()
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

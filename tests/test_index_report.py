@@ -24,16 +24,7 @@ from tests.conftest import featkit_command, write_image_folder
 K = 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    """Small data: faiss's OpenMP threads only add overhead on a shared machine."""
-    from featkit._faiss import import_faiss
-
-    faiss = import_faiss()
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
