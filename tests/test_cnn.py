@@ -500,9 +500,9 @@ def test_auto_precision_follows_the_cpu_flags(monkeypatch):
     assert extractor.config["runtime"]["cpu_bf16"] == "amx_bf16"
 
 
-def test_passes_started_before_running_out_of_memory_are_kept(monkeypatch):
-    """Out of memory in the second pass: the first pass's rows are kept (on a GPU they may
-    still be on their way back) and only the rest is run again, at half the size."""
+def _out_of_memory_when(monkeypatch, fails):
+    """A cnn extractor (passes of 8), 9 images with their rows, and the sizes of the
+    passes seen once ``fails(sizes so far)`` makes a pass raise CUDA's out-of-memory."""
     from featkit.extractors.cnn import CNNExtractor
 
     extractor = featkit.create_extractor("cnn", image_size=64, batch_size=8, device="cpu")
@@ -513,11 +513,18 @@ def test_passes_started_before_running_out_of_memory_are_kept(monkeypatch):
 
     def forward(self, x):
         seen.append(len(x))
-        if len(seen) == 2:
+        if fails(seen):
             raise torch.cuda.OutOfMemoryError("simulated")
         return real_forward(self, x)
 
     monkeypatch.setattr(CNNExtractor, "_forward_on_device", forward)
+    return extractor, images, expected, seen
+
+
+def test_passes_started_before_running_out_of_memory_are_kept(monkeypatch):
+    """Out of memory in the second pass: the first pass's rows are kept (on a GPU they may
+    still be on their way back) and only the rest is run again, at half the size."""
+    extractor, images, expected, seen = _out_of_memory_when(monkeypatch, lambda s: len(s) == 2)
     try:
         X = extractor.transform(images)
         assert seen == [8, 8, 4]  # the ninth image again, alone in a pass of 4
@@ -530,21 +537,7 @@ def test_out_of_memory_halves_the_passes_and_leaves_the_extractor_unchanged(monk
     """A pass that runs out of GPU memory is retried at half the size, padded to it; the
     limit is remembered by the network (the device's state), not written into the
     extractor, whose __dict__ a transform leaves as it was (scikit-learn's rule)."""
-    from featkit.extractors.cnn import CNNExtractor
-
-    extractor = featkit.create_extractor("cnn", image_size=64, batch_size=8, device="cpu")
-    images = [skdata.chelsea(), skdata.coffee(), skdata.astronaut()] * 3  # 9 images
-    expected = extractor.transform(images)
-    seen: list[int] = []
-    real_forward = CNNExtractor._forward_on_device
-
-    def forward(self, x):
-        seen.append(len(x))
-        if len(x) > 4:
-            raise torch.cuda.OutOfMemoryError("simulated")
-        return real_forward(self, x)
-
-    monkeypatch.setattr(CNNExtractor, "_forward_on_device", forward)
+    extractor, images, expected, seen = _out_of_memory_when(monkeypatch, lambda s: s[-1] > 4)
     before = dict(extractor.__dict__)
     try:
         X = extractor.transform(images)
