@@ -365,8 +365,9 @@ class CNNExtractor(Extractor):
         on the network's device; otherwise, and for other images, :meth:`prepare`."""
         if self.decode == "device":
             encoded = encoded_jpeg(image)
-            if encoded is not None:
-                return encoded
+            # Not a JPEG the device decodes: straight to the CPU path (prepare() would
+            # read the file again to find that out).
+            return encoded if encoded is not None else self._prepare_on_cpu(image)
         return self.prepare(image)
 
     def prepare(self, image: Any) -> np.ndarray:
