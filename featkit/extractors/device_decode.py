@@ -21,6 +21,7 @@ can and reports what it cannot; the rest of the batch is kept.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -82,6 +83,7 @@ def encoded_jpeg(source: Any) -> EncodedJPEG | None:
     return EncodedJPEG(data, orientation if orientation in range(1, 9) else 1)
 
 
+@functools.cache
 def jpeg_backend() -> str:
     """ "torchcodec" where TorchCodec is installed (torchvision's decoders are deprecated
     since 0.29), else "torchvision"."""

@@ -88,7 +88,7 @@ def launch_passes(
             x = torch.from_numpy(np.ascontiguousarray(pad(part, size)))
             if device.type != "cpu":
                 x = x.to(device)
-            launched.append(PendingRows(forward(x).cpu(), None, len(part)))
+            launched.append(_rows_back(forward(x), len(part), device))
         return
     compute = torch.cuda.current_stream(device)
     side = torch.cuda.Stream(device)
