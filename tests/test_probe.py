@@ -221,6 +221,9 @@ def test_max_iter_warns(digits):
         ({"device": "cuda:x"}, "bad CUDA device"),
         ({"n_jobs": 0}, "n_jobs must be >= 1"),
         ({"fit_intercept": 1}, "fit_intercept must be True or False"),
+        ({"gram": "yes"}, "gram must be 'auto', True or False"),
+        ({"gram": 1}, "gram must be 'auto', True or False"),
+        ({"gram": True, "solver": "sgd"}, "gram=True solves with lbfgs"),
     ],
 )
 def test_bad_parameters(digits, params, match):
@@ -281,6 +284,8 @@ def _expected_failed_checks(estimator):
         LinearProbe(dtype="float64"),
         LinearProbe(),
         LinearProbe(loss="squared_hinge", dtype="float64"),
+        LinearProbe(dtype="float64", gram=True),
+        LinearProbe(loss="squared_hinge", dtype="float64", gram=True),
     ],
     expected_failed_checks=_expected_failed_checks,
 )
@@ -328,3 +333,107 @@ def test_squared_hinge_with_intercept_scores_like_linearsvc():
     reference = LinearSVC(C=0.1, max_iter=10_000).fit(X[::2], y[::2])
     probe = LinearProbe(C=0.1, loss="squared_hinge").fit(X[::2], y[::2])
     assert abs(probe.score(X[1::2], y[1::2]) - reference.score(X[1::2], y[1::2])) <= 0.005
+
+
+# ------------------------------------------------------------------ the span of the rows
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """More features than rows (96 x 700, 4 classes) with a common offset, float64."""
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 4
+    X = rng.standard_normal((96, 700)) + rng.standard_normal((4, 700))[y] + 5.0
+    return X, y, rng.uniform(0.0, 2.0, 96)
+
+
+@pytest.mark.parametrize("loss", ["log_loss", "squared_hinge"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_row_space_finds_the_primal_solution(wide, loss, fit_intercept, weighted):
+    X, y, sw = wide
+    sw = sw if weighted else None
+    kw = {"C": 0.05, "loss": loss, "fit_intercept": fit_intercept, "dtype": "float64"}
+    primal = LinearProbe(gram=False, tol=1e-10, max_iter=5000, **kw).fit(X, y, sample_weight=sw)
+    span = LinearProbe(tol=1e-10, max_iter=5000, **kw).fit(X, y, sample_weight=sw)  # auto
+    assert span._in_row_space(X) and not primal._in_row_space(X)
+    scale = np.abs(primal.coef_).max()
+    # Both stop at the gradient tolerance; the uncentred offset features (no intercept) are
+    # ill-conditioned, and the squared hinge is not twice differentiable: the objectives
+    # agree to 1e-8, the coefficients to what L-BFGS's stopping leaves.
+    atol = (1e-5 if loss == "log_loss" else 2e-4) * scale
+    np.testing.assert_allclose(span.coef_, primal.coef_, atol=atol)
+    np.testing.assert_allclose(span.intercept_, primal.intercept_, atol=atol * 100)
+    assert span.loss_ == pytest.approx(primal.loss_, rel=1e-8)
+    np.testing.assert_array_equal(span.predict(X), primal.predict(X))
+
+
+def test_row_space_solves_linearsvcs_problem_on_wide_features(wide):
+    from sklearn.svm import LinearSVC
+
+    X, y, _ = wide
+    X = X - X.mean(axis=0)
+    # liblinear's dual solver, the reference for n < d (no intercept: the same objective)
+    reference = LinearSVC(C=0.01, fit_intercept=False, dual=True, tol=1e-8, max_iter=100_000)
+    reference.fit(X, y)
+    probe = LinearProbe(
+        C=0.01, loss="squared_hinge", fit_intercept=False, dtype="float64", tol=1e-12
+    ).fit(X, y)
+    assert probe._in_row_space(X)
+    np.testing.assert_allclose(
+        probe.coef_, reference.coef_, atol=1e-5 * np.abs(reference.coef_).max()
+    )
+    np.testing.assert_array_equal(probe.predict(X), reference.predict(X))
+
+
+def test_row_space_matches_logistic_regression_in_float32(wide):
+    X, y, _ = wide
+    Xtr, Xte, ytr = X[::2].astype(np.float32), X[1::2].astype(np.float32), y[::2]
+    ref = reference(Xtr, ytr, C=0.01)
+    probe = LinearProbe(C=0.01).fit(Xtr, ytr)
+    assert probe._in_row_space(Xtr)
+    np.testing.assert_allclose(probe.predict_proba(Xte), ref.predict_proba(Xte), atol=2e-4)
+
+
+def test_warm_start_reuses_the_span_while_the_rows_are_the_same(wide, monkeypatch):
+    from featkit.classify import probe_solvers
+
+    X, y, _ = wide
+    cold = LinearProbe(C=1.0, dtype="float64", tol=1e-10).fit(X, y)
+    calls = []
+    original = probe_solvers.fit_row_space
+    monkeypatch.setattr(
+        probe_solvers, "fit_row_space", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    probe = LinearProbe(C=0.01, dtype="float64", tol=1e-10, warm_start=True)
+    probe.fit(X, y)
+    probe.set_params(C=1.0).fit(X.copy(), y)  # the same rows in another array
+    assert len(calls) == 1
+    assert probe.loss_ == pytest.approx(cold.loss_, rel=1e-9)  # the same optimum
+    np.testing.assert_allclose(probe.coef_, cold.coef_, atol=1e-4 * np.abs(cold.coef_).max())
+    probe.fit(X[:-1], y[:-1])  # other rows: a new span
+    X2 = X.copy()
+    X2[5, 3] += 1.0
+    probe.fit(X2, y)
+    assert len(calls) == 3  # one new span each
+    assert LinearProbe(warm_start=False).fit(X, y)._row_space is None  # nothing kept
+
+
+def test_row_space_of_duplicated_and_constant_rows(wide):
+    X, y, _ = wide
+    twice = np.vstack([X[:10], X[:10]])  # rank 10 at most: the span drops the rest
+    labels = np.concatenate([y[:10], y[:10]])
+    span = LinearProbe(C=0.1, dtype="float64", tol=1e-10, gram=True).fit(twice, labels)
+    primal = LinearProbe(C=0.1, dtype="float64", tol=1e-10, gram=False).fit(twice, labels)
+    np.testing.assert_allclose(span.coef_, primal.coef_, atol=1e-7 * np.abs(primal.coef_).max())
+    same = np.tile(X[:1], (6, 1))  # every row the mean: no direction, the primal solves it
+    flat = LinearProbe(gram=True).fit(same, [0, 1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(flat.coef_, 0.0)
+
+
+def test_predict_chunks_wide_rows_by_bytes(wide, monkeypatch):
+    X, y, _ = wide
+    clf = LinearProbe().fit(X.astype(np.float32), y)
+    whole = clf.decision_function(X.astype(np.float32))
+    monkeypatch.setattr(probe_module, "PREDICT_BYTES", 700 * 4 * 5)  # 5 rows at a time
+    np.testing.assert_allclose(clf.decision_function(X.astype(np.float32)), whole, rtol=1e-6)

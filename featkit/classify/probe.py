@@ -30,6 +30,9 @@ optimiser (scipy's L-BFGS-B, same settings) on torch's full-batch loss and gradi
 the work runs in float32 on the CPU or GPU; ``"sgd"`` streams seeded mini-batches from
 host memory through Adam with a cosine-decayed learning rate and the same l2 term, for
 sets that do not fit on the device. Both live in :mod:`featkit.classify.probe_solvers`.
+With far more features than rows (``gram="auto"``: fewer rows than features), lbfgs solves
+the same problem over the span of the training rows (:mod:`featkit.classify.row_space`):
+one n x n Gram matrix instead of k x d weights at every iteration.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from featkit.classify.probe_solvers import (
     SolverSettings,
     as_tensor,
     fit_lbfgs,
+    fit_lbfgs_in_row_space,
     fit_sgd,
     fit_sgd_store,
 )
@@ -64,8 +68,11 @@ SOLVERS = ("lbfgs", "sgd")
 LOSSES = ("log_loss", "squared_hinge")
 DTYPES = ("float32", "float64")
 # Rows scored at a time by predict / decision_function: bounds the device memory of a
-# (chunk x d) slice and its (chunk x n_classes) logits.
+# (chunk x d) slice and its (chunk x n_classes) logits; fewer rows for wide features, at
+# most PREDICT_BYTES of them (16,384 rows of 327,680-d Fisher vectors would be 21 GB).
 PREDICT_CHUNK = 16384
+PREDICT_BYTES = 2**28
+GRAM = ("auto", True, False)
 # Below this many multiply-adds per GEMM one CPU thread is faster (see _torch_threads).
 SMALL_WORK = 2**24
 
@@ -114,6 +121,13 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         lbfgs starts from the previous fit's solution (same classes and features), as
         ``LogisticRegression(warm_start=True)``: a path of C values costs a fraction of
         cold fits.
+    gram : {"auto", True, False}, default="auto"
+        lbfgs over the span of the training rows: their n x n Gram matrix is formed in one
+        pass and L-BFGS runs on n x n coordinates, the same minimiser as over the
+        features (the representer theorem), found with far less work and memory when
+        features outnumber rows (327,680-d Fisher vectors of a few thousand images).
+        ``"auto"``: when there are fewer rows than features. With ``warm_start`` the span
+        is kept and reused while the rows are the same.
 
     Attributes
     ----------
@@ -145,6 +159,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         n_jobs: int | None = None,
         random_state: Any = None,
         warm_start: bool = False,
+        gram: Any = "auto",
     ) -> None:
         self.C = C
         self.loss = loss
@@ -160,6 +175,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.warm_start = warm_start
+        self.gram = gram
 
     # ----------------------------------------------------------------- validation
 
@@ -184,6 +200,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             )
         if self.n_jobs is not None and self.n_jobs != -1:
             check_int(name, "n_jobs", self.n_jobs, low=1)
+        if not any(self.gram is g for g in GRAM):
+            raise InvalidParameterError(
+                f"{name}: gram must be 'auto', True or False, got {self.gram!r}"
+            )
+        if self.gram is True and self.solver != "lbfgs":
+            raise InvalidParameterError(
+                f"{name}: gram=True solves with lbfgs; got solver={self.solver!r}"
+            )
         resolve_torch_device(self.device, "LinearProbe")
 
     def _check_X(self, X: Any, y: Any = "no_validation", *, reset: bool) -> Any:
@@ -226,16 +250,31 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         rows = X.shape[0] if self.solver == "lbfgs" else min(X.shape[0], self.batch_size)
         work = rows * X.shape[1] * (1 if n_classes == 2 else n_classes)
+        if self._in_row_space(X):
+            work = X.shape[0] * X.shape[0] * X.shape[1]  # forming the Gram matrix
         settings = self._settings()
         with _torch_threads(self.n_jobs, work, device):
-            if self.solver == "lbfgs":
-                previous, name = self._previous_solution(), type(self).__name__
+            previous, name = self._previous_solution(), type(self).__name__
+            if self._in_row_space(X):
+                space = getattr(self, "_row_space", None) if self.warm_start else None
+                (W, b, n_iter, loss), space = fit_lbfgs_in_row_space(
+                    X, y_idx, sw, n_classes, device, settings, previous, name, space
+                )
+                # kept for the next warm-started fit only: n x n numbers
+                self._row_space = space if self.warm_start else None
+            elif self.solver == "lbfgs":
                 W, b, n_iter, loss = fit_lbfgs(
                     X, y_idx, sw, n_classes, device, settings, previous, name
                 )
             else:
                 W, b, n_iter, loss = fit_sgd(X, y_idx, sw, n_classes, device, settings, seed)
         return self._set_solution(W, b, n_iter, loss, device)
+
+    def _in_row_space(self, X: np.ndarray) -> bool:
+        """Whether lbfgs solves over the span of the rows (``gram``)."""
+        if self.solver != "lbfgs" or self.gram is False:
+            return False
+        return self.gram is True or X.shape[0] < X.shape[1]
 
     def _set_solution(
         self, W: np.ndarray, b: np.ndarray, n_iter: int, loss: float, device: Any
@@ -317,12 +356,13 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         X = self._check_X(X, reset=False)
         device = torch.device(resolve_torch_device(self.device, "LinearProbe"))
         out = np.empty((len(X), self.coef_.shape[0]), dtype=X.dtype)
-        work = min(len(X), PREDICT_CHUNK) * X.shape[1] * self.coef_.shape[0]
+        chunk = max(1, min(PREDICT_CHUNK, PREDICT_BYTES // (X.dtype.itemsize * X.shape[1])))
+        work = min(len(X), chunk) * X.shape[1] * self.coef_.shape[0]
         with _torch_threads(self.n_jobs, work, device), torch.inference_mode():
             W = torch.from_numpy(self.coef_.astype(X.dtype)).to(device)
             b = torch.from_numpy(self.intercept_.astype(X.dtype)).to(device)
-            for start in range(0, len(X), PREDICT_CHUNK):
-                xb = as_tensor(X[start : start + PREDICT_CHUNK]).to(device)
+            for start in range(0, len(X), chunk):
+                xb = as_tensor(X[start : start + chunk]).to(device)
                 out[start : start + len(xb)] = torch.addmm(b, xb, W.T).cpu().numpy()
         return out[:, 0] if out.shape[1] == 1 else out
 

@@ -6,6 +6,8 @@ solution in scikit-learn's parametrisation: ``(coef, intercept, n_iter, final ob
 
 - :func:`fit_lbfgs`: the features on the device once, scipy's L-BFGS-B on the host with
   scikit-learn's settings, torch's loss and gradient on the device;
+- :func:`fit_lbfgs_in_row_space`: the same problem over the span of the training rows
+  (:mod:`featkit.classify.row_space`), for features of far more dimensions than rows;
 - :func:`fit_sgd`: seeded mini-batches of an in-memory array moved to the device one at a
   time, Adam with a cosine-decayed learning rate;
 - :func:`fit_sgd_store`: the same on a :class:`~featkit.store.ShardStore` larger than
@@ -32,6 +34,7 @@ from featkit.classify.linear_objective import (
     loss_and_gradient,
     row_loss,
 )
+from featkit.classify.row_space import RowSpace, fingerprint, fit_row_space
 from featkit.store import ShardStore
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "as_tensor",
     "centred_problem",
     "fit_lbfgs",
+    "fit_lbfgs_in_row_space",
     "fit_sgd",
     "fit_sgd_store",
 ]
@@ -171,6 +175,47 @@ def fit_lbfgs(
     W, c = split(result.x)
     W_np, b_np = export_coefficients(W, c, mu, k, settings.loss)
     return W_np, b_np, min(int(result.nit), settings.max_iter), float(result.fun)
+
+
+def fit_lbfgs_in_row_space(
+    X: np.ndarray,
+    y_idx: np.ndarray,
+    sw: np.ndarray,
+    n_classes: int,
+    device: Any,
+    settings: SolverSettings,
+    previous: tuple[np.ndarray, np.ndarray] | None = None,
+    name: str = "LinearProbe",
+    space: RowSpace | None = None,
+) -> tuple[Solution, RowSpace | None]:
+    """:func:`fit_lbfgs`'s problem solved over the span of the rows of ``X``: the same
+    minimiser, with L-BFGS on n x r coordinates instead of n x d features.
+
+    ``space`` is a former fit's span, reused when it was computed from the same rows and
+    weights (a warm-started path of C values computes it once). Returns the solution and
+    the span, or :func:`fit_lbfgs`'s solution and None when the centred rows are all zero.
+    """
+    weights = sw.astype(np.float64) / sw.sum(dtype=np.float64)
+    centre = settings.fit_intercept
+    if space is None or space.fingerprint != fingerprint(X, weights, centre):
+        space = fit_row_space(X, weights, device, centre=centre)
+    if space is None:  # every row is the mean: no direction to weigh
+        return fit_lbfgs(X, y_idx, sw, n_classes, device, settings, previous, name), None
+    k, d = (1 if n_classes == 2 else n_classes), X.shape[1]
+    mean = space.mean.astype(np.float64)
+    previous_z = None
+    if previous is not None and previous[0].shape == (k, d):
+        coef, intercept = previous
+        # the same logits over the coordinates of x - mean: b_z = b + W mean
+        previous_z = (space.to_coords(X, coef, device), intercept + coef @ mean)
+    W_z, b_z, n_iter, loss = fit_lbfgs(
+        space.coords, y_idx, sw, n_classes, device, settings, previous_z, name
+    )
+    W = space.to_features(X, W_z, device)
+    b = b_z - W.astype(np.float64) @ mean
+    if k > 1 and settings.loss == "log_loss":
+        b = b - b.mean()  # scikit-learn's softmax intercepts sum to zero
+    return (W, b.astype(W.dtype), n_iter, loss), space
 
 
 def _warm_theta(

@@ -224,11 +224,12 @@ class CSweepClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.best_params_ = {self.param: chosen}
         self.best_score_ = self._scores[chosen]
         self.cv_results_ = [{self.param: v, "score": s} for v, s in self._scores.items()]
+        # The folds' rows and models go before the refit: with 327,680-d Fisher vectors
+        # the folds alone are as large as the training set.
+        del self._folds, self._models, self._scorer
         self.best_estimator_ = clone(self.estimator).set_params(**{self._param_path(): chosen})
         self.best_estimator_.fit(X, y)
-        self.classes_ = self.best_estimator_.classes_
         self._copy_fitted_attributes()
-        del self._folds, self._models, self._scorer
         return self
 
     def _fit_without_sweep(self, X: Any, y: np.ndarray) -> CSweepClassifier:
