@@ -319,12 +319,19 @@ def _assemble(
     blocks: list[tuple[list[int], np.ndarray]],
     failed: dict[int, str],
 ) -> FeatureSet:
-    blocks = [(p, b) for p, b in blocks if len(p)]
-    if blocks:
-        positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in blocks])
-        order = np.argsort(positions, kind="stable")
-        kept = positions[order]
-        X = np.concatenate([b for _, b in blocks]).astype(np.float32, copy=False)[order]
+    """The FeatureSet of ``blocks`` in dataset order; empties ``blocks`` as it goes."""
+    filled = [(np.asarray(p, dtype=np.int64), b) for p, b in blocks if len(p)]
+    blocks.clear()
+    if filled:
+        kept = np.sort(np.concatenate([p for p, _ in filled]))
+        X = np.empty((len(kept), filled[0][1].shape[1]), dtype=np.float32)
+        # Block by block into one array, each block let go once copied: concatenating then
+        # reordering held three copies of the features at once (36 GB for 9,144 Fisher
+        # vectors of the published recipe), this holds one and a block.
+        while filled:
+            positions, rows = filled.pop()
+            X[np.searchsorted(kept, positions)] = rows
+            del rows
     else:
         kept = np.zeros(0, dtype=np.int64)
         X = np.zeros((0, extractor._feature_dim() or 0), dtype=np.float32)
