@@ -43,6 +43,22 @@ def test_compare_scores_match_a_direct_sklearn_run(digit_images):
     assert np.asarray(row["confusion_matrix"]).sum() == len(idx_test)
 
 
+def test_test_rows_are_predicted_in_chunks_with_the_same_result(monkeypatch):
+    from featkit.evaluate import scoring
+
+    whole = compare("digits", extractors=["pixels"], classifiers=SKLEARN_KNN, view=None)
+    seen = []
+    predict = KNeighborsClassifier.predict
+    monkeypatch.setattr(
+        KNeighborsClassifier, "predict", lambda self, X: seen.append(len(X)) or predict(self, X)
+    )
+    monkeypatch.setattr(scoring, "PREDICT_BYTES", 256 * 4 * 100)  # 100 rows of 256 floats
+    chunked = compare("digits", extractors=["pixels"], classifiers=SKLEARN_KNN, view=None)
+    assert seen[:-1] == [100] * (len(seen) - 1) and 0 < seen[-1] <= 100
+    assert sum(seen) == chunked.rows[0]["n_test"] > 100
+    assert chunked.rows[0]["y_pred"] == whole.rows[0]["y_pred"]
+
+
 def test_knn_preset_is_dinos_weighted_faiss_knn(digit_images):
     images, labels = digit_images
     result = compare("digits", extractors=["pixels"], classifiers=["knn"], view=None)
