@@ -102,6 +102,32 @@ def test_fewshot_reports_mean_and_std_over_repeats():
     assert "± std" in result.table()
 
 
+def test_perclass_scores_every_other_image_like_a_direct_sklearn_run(digit_images):
+    images, labels = digit_images
+    result = compare(
+        "digits",
+        extractors=["pixels"],
+        classifiers=SKLEARN_KNN,
+        protocol="perclass:20x2",
+        view=None,
+    )
+    assert [r["split"] for r in result.rows] == ["20-per-class #1", "20-per-class #2"]
+    X = featkit.create_extractor("pixels").transform(images)
+    for repeat, row in enumerate(result.rows):
+        rng = np.random.default_rng(repeat)  # PerClass's draw, written out
+        train = np.sort(
+            np.concatenate(
+                [rng.permutation(np.flatnonzero(labels == c))[:20] for c in np.unique(labels)]
+            )
+        )
+        test = np.setdiff1d(np.arange(len(labels)), train)
+        knn = KNeighborsClassifier(n_neighbors=5, algorithm="brute")
+        knn.fit(normalize(X[train]), labels[train])
+        assert row["n_train"] == 200 and row["n_test"] == len(labels) - 200
+        assert row["accuracy"] == knn.score(normalize(X[test]), labels[test])
+        assert row["shots"] == 20 and row["repeat"] == repeat + 1
+
+
 class CentredPixels(PixelsExtractor):
     """Pixels minus the mean training image: learns from images, and logs what it saw."""
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from featkit.evaluate import DomainPairs, FewShot, Holdout, KFold, make_protocol
+from featkit.evaluate import DomainPairs, FewShot, Holdout, KFold, PerClass, make_protocol
 from featkit.exceptions import InvalidParameterError
 
 LABELS = np.repeat(np.arange(4), 25)
@@ -61,6 +61,32 @@ def test_fewshot_refuses_more_shots_than_a_class_has():
         FewShot(shots=5).splits(labels)
 
 
+def test_perclass_trains_on_n_per_class_and_tests_on_every_other_row():
+    labels = np.array([0] * 31 + [1] * 80 + [2] * 45)  # Caltech-101's smallest class: 31
+    draws = PerClass(30, repeats=3, seed=0).splits(labels)
+    assert len(draws) == 3
+    for d in draws:
+        assert np.bincount(labels[d.train]).tolist() == [30, 30, 30]
+        assert np.bincount(labels[d.test]).tolist() == [1, 50, 15]
+        assert not set(d.train) & set(d.test)
+        assert len(d.train) + len(d.test) == len(labels)
+        np.testing.assert_array_equal(d.fit, d.train)  # the GMM learns from training images
+        assert d.info["shots"] == 30
+    assert len({d.test.tobytes() for d in draws}) == 3  # the test rows change with the draw
+    again = PerClass(30, repeats=3, seed=0).splits(labels)
+    assert all((a.train == b.train).all() for a, b in zip(draws, again, strict=True))
+    capped = PerClass(30, max_test=20, seed=0).splits(labels)[0]
+    assert np.bincount(labels[capped.test]).tolist() == [1, 20, 15]
+    assert set(capped.test) <= set(draws[0].test)
+
+
+def test_perclass_needs_one_test_image_beyond_the_training_ones():
+    with pytest.raises(InvalidParameterError, match="class 0 has 30 images"):
+        PerClass(30).splits(np.array([0] * 30 + [1] * 40))
+    with pytest.raises(InvalidParameterError, match="unlabelled"):
+        PerClass(1).splits(np.array([0, 0, 1, 1, -1]))
+
+
 def test_domain_pairs_cover_every_ordered_pair():
     domains = np.array(["a"] * 30 + ["b"] * 30 + ["c"] * 40)
     pairs = DomainPairs().splits(LABELS, domains=domains)
@@ -97,6 +123,9 @@ def test_fewshot_refuses_a_class_missing_from_the_training_pool():
         ("kfold:10", KFold, {"n_splits": 10, "seed": 7}),
         ("fewshot:5x3", FewShot, {"shots": 5, "repeats": 3}),
         ("fewshot", FewShot, {"shots": 5, "repeats": 5}),
+        ("perclass", PerClass, {"n_train": 30, "repeats": 1, "max_test": None, "seed": 7}),
+        ("perclass:15x3", PerClass, {"n_train": 15, "repeats": 3, "max_test": None}),
+        ("perclass:30x5/50", PerClass, {"n_train": 30, "repeats": 5, "max_test": 50}),
         ("domains", DomainPairs, {}),
     ],
 )
@@ -114,6 +143,9 @@ def test_make_protocol_parses_the_cli_spelling(spec, kind, attrs):
         ("holdout:3", "unknown protocol"),
         ("kfold:1", "n_splits"),
         ("fewshot:0", "shots"),
+        ("perclass:0", "n_train"),
+        ("perclass:5x2/0", "max_test"),
+        ("perclass:ax2", "unknown protocol"),
     ],
 )
 def test_make_protocol_rejects_bad_specs(spec, message):

@@ -10,7 +10,10 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_PROTOCOL_HELP = "holdout, kfold[:K], fewshot[:N[xR]] (N shots, R draws) or domains."
+_PROTOCOL_HELP = (
+    "holdout, kfold[:K], fewshot[:N[xR]] (N shots, R draws), perclass[:N[xR][/T]] (N training "
+    "images per class, the rest tested, at most T per class; Caltech-101: perclass:30) or domains."
+)
 
 
 def stack(*options: Callable[[F], F]) -> Callable[[F], F]:

@@ -132,8 +132,8 @@ def compare(
         backbone parameters are replaced by the extractor's) fine-tunes each ``cnn``
         extractor's network on the training images; other extractors get no such row.
     protocol : str or Protocol
-        ``holdout``, ``kfold[:K]``, ``fewshot[:N[xR]]``, ``domains`` (see
-        :mod:`featkit.evaluate.protocols`).
+        ``holdout``, ``kfold[:K]``, ``fewshot[:N[xR]]``, ``perclass[:N[xR][/T]]``,
+        ``domains`` (see :mod:`featkit.evaluate.protocols`).
     test_size, seed : float, int
         Held-out share (when the data set has no split) and the seed of everything random.
     n_jobs : int, optional

@@ -9,6 +9,8 @@ never a test row, except for domain adaptation, where the unlabelled target is t
 - :class:`KFold`: stratified k-fold cross-validation, seeded.
 - :class:`FewShot`: n labelled images per class drawn from the holdout's training rows,
   repeated with different seeds, scored on the holdout's test rows (mean and std).
+- :class:`PerClass`: n training images per class, every other image tested, repeated with
+  different seeds (Caltech-101's protocol: 30 per class, the rest for testing).
 - :class:`DomainPairs`: train on one domain, test on another, for every ordered pair
   (the domain-pair matrix of domain adaptation papers; shared with ``featkit adapt``).
 
@@ -33,6 +35,7 @@ __all__ = [
     "FewShot",
     "Holdout",
     "KFold",
+    "PerClass",
     "Protocol",
     "Split",
     "make_protocol",
@@ -265,6 +268,86 @@ class FewShot(Protocol):
         return {k: getattr(self, k) for k in ("shots", "repeats", "test_size", "seed")}
 
 
+class PerClass(Protocol):
+    """n random training images per class, every other labelled image tested.
+
+    Caltech-101's protocol (``PerClass(30)``: 30 training images per class, the rest for
+    testing, several seeded draws; report the balanced accuracy, the mean of the per-class
+    recognition rates, as the papers do). Unlike :class:`FewShot`, the test rows change
+    with each draw and there is no fixed holdout: a class needs only ``n_train + 1`` images.
+
+    Parameters
+    ----------
+    n_train : int, default=30
+        Training images per class.
+    repeats : int, default=1
+        Independent draws (seed, seed + 1, ...); results are reported as mean and std.
+    max_test : int or None, default=None
+        At most this many test images per class (a seeded sample of the rest), as papers
+        that cap Caltech-101's large classes do (50); None tests every other image.
+    seed : int, default=0
+        Seed of the first draw.
+    """
+
+    name = "perclass"
+
+    def __init__(
+        self, n_train: int = 30, repeats: int = 1, max_test: int | None = None, seed: int = 0
+    ) -> None:
+        check_int("PerClass", "n_train", n_train, low=1)
+        check_int("PerClass", "repeats", repeats, low=1)
+        if max_test is not None:
+            check_int("PerClass", "max_test", max_test, low=1)
+        check_int("PerClass", "seed", seed, low=0)
+        self.n_train = n_train
+        self.repeats = repeats
+        self.max_test = max_test
+        self.seed = seed
+
+    def splits(
+        self,
+        labels: np.ndarray,
+        splits: np.ndarray | None = None,
+        domains: np.ndarray | None = None,
+    ) -> list[Split]:
+        labels = np.asarray(labels)
+        if (labels < 0).any():
+            raise InvalidParameterError("perclass: leave out unlabelled rows (label -1) first")
+        classes, counts = np.unique(labels, return_counts=True)
+        if len(classes) and counts.min() <= self.n_train:
+            short = classes[np.argmin(counts)]
+            raise InvalidParameterError(
+                f"perclass: {self.n_train} training images per class and at least one to "
+                f"test, but class {short} has {counts.min()} images; use fewer"
+            )
+        out = []
+        for r in range(self.repeats):
+            rng = np.random.default_rng(self.seed + r)
+            train, test = [], []
+            for c in classes:
+                rows = rng.permutation(np.flatnonzero(labels == c))
+                train.append(rows[: self.n_train])
+                test.append(rows[self.n_train :][: self.max_test])
+            train_rows, test_rows = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+            out.append(
+                Split(
+                    f"{self.n_train}-per-class #{r + 1}",
+                    train_rows,
+                    test_rows,
+                    fit=train_rows,
+                    info={"shots": self.n_train, "repeat": r + 1},
+                )
+            )
+        return out
+
+    def describe(self) -> str:
+        tested = "every other image" if self.max_test is None else f"up to {self.max_test}"
+        return (
+            f"{self.n_train} training images per class, {tested} per class tested, "
+            f"{self.repeats} seeded draw{'s' if self.repeats > 1 else ''}"
+        )
+
+
 class DomainPairs(Protocol):
     """Train on all the rows of a source domain, test on all the rows of a target domain.
 
@@ -333,7 +416,9 @@ def make_protocol(spec: str | Protocol, *, seed: int = 0, test_size: float = 0.2
     """A protocol from its command-line spelling.
 
     ``holdout``, ``kfold`` / ``kfold:K``, ``fewshot`` / ``fewshot:N`` / ``fewshot:NxR``
-    (N shots, R repeats), ``domains``. A Protocol instance is returned unchanged.
+    (N shots, R repeats), ``perclass:N`` / ``perclass:NxR`` / ``perclass:NxR/T`` (N per
+    class, R draws, at most T tested per class), ``domains``. A Protocol instance is
+    returned unchanged.
     """
     if isinstance(spec, Protocol):
         return spec
@@ -351,6 +436,15 @@ def make_protocol(spec: str | Protocol, *, seed: int = 0, test_size: float = 0.2
                 test_size=test_size,
                 seed=seed,
             )
+        if name == "perclass":
+            counts, _, cap = arg.partition("/")
+            n_train, _, repeats = counts.partition("x")
+            return PerClass(
+                int(n_train) if n_train else 30,
+                int(repeats) if repeats else 1,
+                max_test=int(cap) if cap else None,
+                seed=seed,
+            )
         if name in ("domains", "domain-pairs") and not arg:
             return DomainPairs()
     except InvalidParameterError:
@@ -358,5 +452,6 @@ def make_protocol(spec: str | Protocol, *, seed: int = 0, test_size: float = 0.2
     except ValueError:
         pass
     raise InvalidParameterError(
-        f"unknown protocol {spec!r}; use holdout, kfold[:K], fewshot[:N[xR]] or domains"
+        f"unknown protocol {spec!r}; use holdout, kfold[:K], fewshot[:N[xR]], "
+        "perclass[:N[xR][/T]] or domains"
     )
