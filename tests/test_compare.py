@@ -159,6 +159,30 @@ def test_extractors_that_learn_are_fitted_on_training_rows_only(digit_images):
     np.testing.assert_allclose(CentredPixels.seen, expected, rtol=1e-6)
 
 
+class CountingPixels(PixelsExtractor):
+    """Pixels, counting the images it is asked to describe."""
+
+    described: ClassVar[list[int]] = []
+
+    def _transform(self, images):
+        CountingPixels.described.append(len(images))
+        return super()._transform(images)
+
+
+def test_only_the_images_the_splits_use_are_extracted():
+    CountingPixels.described = []
+    result = compare(
+        "digits",
+        extractors={"pixels": CountingPixels()},
+        classifiers=SKLEARN_KNN,
+        protocol="perclass:20/10",  # 20 to train and 10 to test per class: 300 of 1,797
+        view=None,
+        n_jobs=1,
+    )
+    assert sum(CountingPixels.described) == 300
+    assert result.rows[0]["n_train"] == 200 and result.rows[0]["n_test"] == 100
+
+
 def test_domain_pairs_train_on_one_domain_and_test_on_the_other(digit_images):
     images, labels = digit_images
     items = np.concatenate([images[:300], 255 - images[300:600]])

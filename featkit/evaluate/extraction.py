@@ -76,8 +76,12 @@ def extract_for_splits(
                 # Extraction skips unreadable images; fitting must too, not end the run.
                 fit_set = _readable(fit_set, say)
                 ex.fit(fit_set)
-        say(f"extracting {name} features of {len(dataset)} images")
-        features = extract(ex, dataset, **extract_kwargs)
+        # Only the images the splits use: perclass:30/50 leaves most of Caltech-101's
+        # large classes out, and each of its Fisher vectors is 1.3 MB and 0.2 s.
+        used = np.unique(np.concatenate([np.concatenate([s.train, s.test]) for s in members]))
+        target = dataset if len(used) == len(dataset) else dataset.subset(used)
+        say(f"extracting {name} features of {len(target)} images")
+        features = extract(ex, target, **extract_kwargs)
         if features.failed:
             say(f"  {len(features.failed)} images could not be used by {name}; not scored")
         position = {image_id: i for i, image_id in enumerate(features.ids.tolist())}
