@@ -61,6 +61,17 @@ def content_hash(source: Any) -> str:
     return h.hexdigest()[:32]
 
 
+def content_hash_of_rows(X: np.ndarray, rows: np.ndarray) -> str:
+    """``content_hash(X[rows])``, gathering a few rows at a time rather than all of them."""
+    rows = np.asarray(rows)
+    h = hashlib.sha256()
+    h.update(f"ndarray:{X.dtype.str}:{(len(rows), *X.shape[1:])}".encode())
+    step = max(1, 64 * _CHUNK_BYTES // max(1, X[:1].nbytes))
+    for start in range(0, len(rows), step):
+        h.update(np.ascontiguousarray(X[rows[start : start + step]]).reshape(-1).view(np.uint8))
+    return h.hexdigest()[:32]
+
+
 def config_key(config: dict[str, Any]) -> str:
     """The digest naming a config's cache folder; the featkit version is part of it."""
     payload = json.dumps({"config": config, "featkit": __version__}, sort_keys=True, default=str)

@@ -516,3 +516,18 @@ def test_a_failed_cache_write_costs_the_cache_not_the_run(
     np.testing.assert_array_equal(fs.X, reference.X)
     assert len(calls) == 1  # disabled after the first failure
     assert "feature cache disabled after a failed write" in caplog.text
+
+
+def test_array_hashes_are_of_the_bytes_and_a_subset_hashes_like_its_copy():
+    import hashlib
+
+    from featkit.cache import content_hash, content_hash_of_rows
+
+    X = np.random.default_rng(0).standard_normal((300, 50)).astype(np.float32)
+    digest = hashlib.sha256(b"ndarray:<f4:(300, 50)" + X.tobytes()).hexdigest()[:32]
+    assert content_hash(X) == digest  # what caches written before were keyed by
+    assert content_hash(X[:, ::2]) == content_hash(np.ascontiguousarray(X[:, ::2]))
+    rows = np.random.default_rng(1).permutation(300)[:123]
+    assert content_hash_of_rows(X, rows) == content_hash(X[rows])
+    assert content_hash_of_rows(X, rows[:0]) == content_hash(X[:0])
+    assert content_hash_of_rows(X, rows) != content_hash_of_rows(X, rows[::-1])

@@ -15,8 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from featkit._version import dependency_versions
-from featkit.cache import LAYOUT, atomic_write, content_hash
+from featkit.cache import LAYOUT, atomic_write, content_hash, content_hash_of_rows
 from featkit.features import FeatureSet
 
 __all__ = ["ScoreCache"]
@@ -30,10 +32,15 @@ class ScoreCache:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def data_key(train: FeatureSet, test: FeatureSet) -> str:
-        """The digest of a split's training and test features and labels (hashed once per
-        split, however many classifiers are scored on it)."""
-        parts = [content_hash(a) for a in (train.X, train.y, test.X, test.y)]
+    def data_key(train: FeatureSet, features: FeatureSet, test_rows: np.ndarray) -> str:
+        """The digest of a split's training features and labels and of its test rows of
+        ``features`` (hashed once per split, however many classifiers are scored on it)."""
+        parts = [
+            content_hash(train.X),
+            content_hash(train.y),
+            content_hash_of_rows(features.X, test_rows),  # equal to hashing the subset
+            content_hash(features.y[test_rows]),
+        ]
         return hashlib.blake2b(
             json.dumps([parts, list(train.class_names)]).encode(), digest_size=16
         ).hexdigest()
