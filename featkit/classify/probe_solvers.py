@@ -187,35 +187,44 @@ def fit_lbfgs_in_row_space(
     previous: tuple[np.ndarray, np.ndarray] | None = None,
     name: str = "LinearProbe",
     space: RowSpace | None = None,
+    standardize: bool = False,
 ) -> tuple[Solution, RowSpace | None]:
-    """:func:`fit_lbfgs`'s problem solved over the span of the rows of ``X``: the same
-    minimiser, with L-BFGS on n x r coordinates instead of n x d features.
+    """:func:`fit_lbfgs`'s problem solved over the span of the rows of ``X`` (standardised
+    by their weighted mean and deviation first, when ``standardize``): the same minimiser,
+    with L-BFGS on n x r coordinates instead of n x d features. The solution is returned
+    over the features as given.
 
-    ``space`` is a former fit's span, reused when it was computed from the same rows and
-    weights (a warm-started path of C values computes it once). Returns the solution and
-    the span, or :func:`fit_lbfgs`'s solution and None when the centred rows are all zero.
+    ``space`` is a former fit's span, reused when it was computed from the same rows,
+    weights and settings (a warm-started path of C values computes it once). Returns the
+    solution and the span (None when the transformed rows are all zero).
     """
     weights = sw.astype(np.float64) / sw.sum(dtype=np.float64)
     centre = settings.fit_intercept
-    if space is None or space.fingerprint != fingerprint(X, weights, centre):
-        space = fit_row_space(X, weights, device, centre=centre)
-    if space is None:  # every row is the mean: no direction to weigh
-        return fit_lbfgs(X, y_idx, sw, n_classes, device, settings, previous, name), None
+    if space is None or space.fingerprint != fingerprint(X, weights, (centre, standardize)):
+        space = fit_row_space(X, weights, device, centre=centre, standardize=standardize)
     k, d = (1 if n_classes == 2 else n_classes), X.shape[1]
-    mean = space.mean.astype(np.float64)
+    if space is None:  # no direction to weigh: the intercepts alone (zeros without them)
+        nothing = np.zeros((len(X), 1), dtype=X.dtype)
+        _, b, n_iter, loss = fit_lbfgs(nothing, y_idx, sw, n_classes, device, settings)
+        return (np.zeros((k, d), dtype=X.dtype), b, n_iter, loss), None
+    shift = space.shift.astype(np.float64)
+    scale = None if space.scale is None else space.scale.astype(np.float64)
     previous_z = None
     if previous is not None and previous[0].shape == (k, d):
-        coef, intercept = previous
-        # the same logits over the coordinates of x - mean: b_z = b + W mean
-        previous_z = (space.to_coords(X, coef, device), intercept + coef @ mean)
+        coef, intercept = (np.asarray(p, dtype=np.float64) for p in previous)
+        # the same logits over the coordinates of (x - shift) / scale
+        coef_t = coef if scale is None else coef * scale
+        previous_z = (space.to_coords(X, coef_t, device), intercept + coef @ shift)
     W_z, b_z, n_iter, loss = fit_lbfgs(
         space.coords, y_idx, sw, n_classes, device, settings, previous_z, name
     )
-    W = space.to_features(X, W_z, device)
-    b = b_z - W.astype(np.float64) @ mean
+    W = space.to_features(X, W_z, device).astype(np.float64)
+    if scale is not None:
+        W /= scale
+    b = b_z - W @ shift
     if k > 1 and settings.loss == "log_loss":
         b = b - b.mean()  # scikit-learn's softmax intercepts sum to zero
-    return (W, b.astype(W.dtype), n_iter, loss), space
+    return (W.astype(X.dtype), b.astype(X.dtype), n_iter, loss), space
 
 
 def _warm_theta(

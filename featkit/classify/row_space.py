@@ -11,7 +11,9 @@ over ``W_z`` (k x r) on Z has the same logits and penalty as the one over W on X
 When d is far above n (the published Fisher vector recipe: 327,680-d for the 3,060
 training images of Caltech-101), this replaces every L-BFGS iteration over k x d weights
 by one pass forming K, one n x n eigendecomposition and one pass mapping the solution back;
-the device holds one block of columns at a time, never a copy of X.
+the device holds one block of columns at a time, never a copy of X. Standardised features
+``(X - shift) / scale`` are formed block by block the same way, so a standardised problem
+needs no standardised copy either.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RowSpace", "fingerprint", "fit_row_space"]
+__all__ = ["RowSpace", "fingerprint", "fit_row_space", "weighted_moments"]
 
 #: Bytes of one column block of X on the device (a float32 copy of n x cols).
 BLOCK_BYTES = 2**28
@@ -34,15 +36,17 @@ RTOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12}
 
 @dataclass
 class RowSpace:
-    """An orthonormal basis of the span of centred training rows, as coordinates of the rows.
+    """An orthonormal basis of the span of the rows ``(X - shift) / scale``, as coordinates
+    of those rows.
 
-    ``coords`` (n x r) are the rows in that basis (``coords @ coords.T`` is the centred
-    Gram matrix); ``basis`` (n x r, ``U S^(-1/2)``) maps weights over ``coords`` back to
-    weights over the features; ``mean`` is the weighted feature mean the rows were centred
-    by; ``fingerprint`` identifies the rows and weights it was computed from.
+    ``coords`` (n x r) are the rows in that basis (``coords @ coords.T`` is their Gram
+    matrix); ``basis`` (n x r, ``U S^(-1/2)``) maps weights over ``coords`` back to
+    weights over the (shifted and scaled) features; ``fingerprint`` identifies the rows,
+    weights and transformation it was computed from.
     """
 
-    mean: np.ndarray
+    shift: np.ndarray
+    scale: np.ndarray | None
     coords: np.ndarray
     basis: np.ndarray
     fingerprint: tuple[Any, ...]
@@ -53,7 +57,7 @@ class RowSpace:
 
         A = torch.from_numpy(W_z.astype(np.float64) @ self.basis.T).to(device)  # k x n
         W = np.empty((len(W_z), X.shape[1]), dtype=X.dtype)
-        for cols, block in _centred_blocks(X, self.mean, device):
+        for cols, block in _blocks(X, self.shift, self.scale, device):
             W[:, cols] = (A.to(block.dtype) @ block).cpu().numpy()
         return W
 
@@ -63,37 +67,40 @@ class RowSpace:
         import torch
 
         WX = torch.zeros((len(W), X.shape[0]), dtype=torch.float64, device=device)
-        for cols, block in _centred_blocks(X, self.mean, device):
+        for cols, block in _blocks(X, self.shift, self.scale, device):
             Wb = torch.from_numpy(np.ascontiguousarray(W[:, cols], dtype=X.dtype)).to(device)
             WX += (Wb @ block.T).double()
         return WX.cpu().numpy() @ self.basis
 
 
-def fingerprint(X: np.ndarray, weights: np.ndarray, centre: bool) -> tuple[Any, ...]:
-    """What identifies the rows, weights and centring a :class:`RowSpace` was computed from.
+def fingerprint(X: np.ndarray, weights: np.ndarray, how: Any) -> tuple[Any, ...]:
+    """What identifies the rows, weights and transformation (``how``) a :class:`RowSpace`
+    was computed from.
 
     X times a fixed random vector (one pass, no copy): two different matrices give equal
     products only on a set of vectors of measure zero.
     """
     probe = np.random.default_rng(0).standard_normal(X.shape[1]).astype(X.dtype)
-    return X.shape, X.dtype.str, (X @ probe).tobytes(), np.asarray(weights).tobytes(), centre
+    return X.shape, X.dtype.str, (X @ probe).tobytes(), np.asarray(weights).tobytes(), how
 
 
 def fit_row_space(
-    X: np.ndarray, weights: np.ndarray, device: Any, *, centre: bool = True
+    X: np.ndarray,
+    weights: np.ndarray,
+    device: Any,
+    *,
+    centre: bool = True,
+    standardize: bool = False,
 ) -> RowSpace | None:
     """The span of ``X``'s rows, centred by their ``weights``-mean (weights summing to one)
-    when ``centre``; None when those rows are all zero."""
+    when ``centre`` or ``standardize``, and divided by their weighted standard deviation
+    (scikit-learn's ``StandardScaler``, constant columns left unscaled) when
+    ``standardize``; None when those rows are all zero."""
     import torch
 
-    mean = np.zeros(X.shape[1])
-    step = _block_columns(X)
-    for start in range(0, X.shape[1] if centre else 0, step):
-        # column by column block: X.T.astype(float64) at once would copy X
-        mean[start : start + step] = weights @ X[:, start : start + step].astype(np.float64)
-    mean = mean.astype(X.dtype)
+    shift, scale = weighted_moments(X, weights, centre or standardize, standardize)
     K = torch.zeros((X.shape[0], X.shape[0]), dtype=torch.float64, device=device)
-    for _, block in _centred_blocks(X, mean, device):
+    for _, block in _blocks(X, shift, scale, device):
         K += (block @ block.T).double()
     S, U = torch.linalg.eigh(K)
     S, U = S.cpu().numpy(), U.cpu().numpy()
@@ -103,11 +110,40 @@ def fit_row_space(
     S, U = S[keep], U[:, keep]
     root = np.sqrt(S)
     return RowSpace(
-        mean=mean,
+        shift=shift,
+        scale=scale,
         coords=np.ascontiguousarray((U * root).astype(X.dtype)),
         basis=U / root,
-        fingerprint=fingerprint(X, weights, centre),
+        fingerprint=fingerprint(X, weights, (centre, standardize)),
     )
+
+
+def weighted_moments(
+    X: np.ndarray, weights: np.ndarray, mean: bool = True, scale: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The columns' ``weights``-mean (zeros unless ``mean``) and standard deviation (None
+    unless ``scale``) in float64, a block of columns at a time, in ``X``'s dtype.
+
+    The standard deviation is scikit-learn's ``StandardScaler.scale_``: 1 for a column
+    whose variance is within float64 rounding of zero. (``StandardScaler.fit`` itself holds
+    ``X - mean`` in float64: twice the memory of float32 features.)
+    """
+    shift = np.zeros(X.shape[1])
+    std = np.ones(X.shape[1]) if scale else None
+    step = _block_columns(X) // 2  # a float64 block
+    for start in range(0, X.shape[1] if mean or scale else 0, max(1, step)):
+        block = X[:, start : start + max(1, step)].astype(np.float64)
+        mu = weights @ block
+        shift[start : start + len(mu)] = mu
+        if std is not None:
+            block -= mu
+            var = weights @ (block * block)
+            n = len(X)
+            # scikit-learn's _is_constant_feature: the variance's own rounding error bound
+            eps = np.finfo(np.float64).eps
+            constant = var <= n * eps * var + (n * mu * eps) ** 2
+            std[start : start + len(mu)] = np.where(constant, 1.0, np.sqrt(var))
+    return shift.astype(X.dtype), None if std is None else std.astype(X.dtype)
 
 
 def _block_columns(X: np.ndarray) -> int:
@@ -115,12 +151,18 @@ def _block_columns(X: np.ndarray) -> int:
     return max(1, BLOCK_BYTES // (X.dtype.itemsize * X.shape[0]))
 
 
-def _centred_blocks(X: np.ndarray, mean: np.ndarray, device: Any) -> Iterator[tuple[slice, Any]]:
-    """Column blocks of ``X - mean`` on ``device``, with the columns they cover."""
+def _blocks(
+    X: np.ndarray, shift: np.ndarray, scale: np.ndarray | None, device: Any
+) -> Iterator[tuple[slice, Any]]:
+    """Column blocks of ``(X - shift) / scale`` on ``device``, with the columns they cover."""
     import torch
 
     step = _block_columns(X)
     for start in range(0, X.shape[1], step):
         cols = slice(start, min(start + step, X.shape[1]))
+        # not in place: on the CPU, the one block of a narrow X is X itself
         block = torch.from_numpy(np.ascontiguousarray(X[:, cols])).to(device)
-        yield cols, block - torch.from_numpy(mean[cols]).to(device)
+        block = block - torch.from_numpy(shift[cols]).to(device)
+        if scale is not None:
+            block = block / torch.from_numpy(scale[cols]).to(device)
+        yield cols, block
