@@ -47,14 +47,26 @@ def project_2d(
     rows = np.arange(len(y))
     if len(rows) > VIEW_POINTS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, VIEW_POINTS, replace=False))
-    Z = StandardScaler().fit_transform(np.asarray(X[rows], dtype=np.float64))
+    sample = np.asarray(X[rows])
+    components = 50 if method == "tsne" else 2
+    wide = sample.shape[1] > len(rows)
+    if wide:
+        # Wide features (327,680-d Fisher vectors): the principal components from the
+        # sampled rows' Gram matrix, without the float64 copies of the 2,000 x d sample
+        # that scaling and PCA would each make (5 GB apiece).
+        Z = _principal_scores(sample, components)
+    else:
+        Z = StandardScaler().fit_transform(np.asarray(sample, dtype=np.float64))
+        if method == "tsne":
+            # 50 PCA components first, as the t-SNE authors recommend: faster, less noisy.
+            Z = PCA(min(components, *Z.shape), random_state=seed).fit_transform(Z)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        # 50 PCA components first, as the t-SNE authors recommend: faster and less noisy.
-        Z = PCA(min(50, *Z.shape), random_state=seed).fit_transform(Z)
         perplexity = min(30.0, max(2.0, (len(Z) - 1) / 3))
         xy = TSNE(2, init="pca", random_state=seed, perplexity=perplexity).fit_transform(Z)
+    elif wide:
+        xy = Z
     else:
         xy = PCA(min(2, *Z.shape), random_state=seed).fit_transform(Z)
     if xy.shape[1] < 2:  # 1-d features (or one row): draw them on a line
@@ -65,3 +77,25 @@ def project_2d(
     if ids is not None:
         view["ids"] = np.asarray(ids)[rows]
     return view
+
+
+def _principal_scores(X: np.ndarray, components: int) -> np.ndarray:
+    """Scores of the standardized rows of ``X`` on their first principal components
+    (scikit-learn's ``PCA`` after ``StandardScaler``, signs by ``svd_flip``), from the rows'
+    Gram matrix: for n rows of d > n features."""
+    import torch
+
+    from featkit.classify.row_space import fit_row_space
+
+    X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float32)
+    weights = np.full(len(X), 1.0 / len(X))
+    space = fit_row_space(X, weights, torch.device("cpu"), standardize=True)
+    if space is None:  # every row alike: one point
+        return np.zeros((len(X), 1))
+    order = np.arange(space.coords.shape[1])[::-1][:components]  # largest variance first
+    Z = space.coords[:, order].astype(np.float64)
+    # PCA's sign convention (svd_flip on the components): the largest entry of each
+    # component, the unit direction over the features, is positive
+    V = space.to_features(X, np.eye(space.coords.shape[1])[order], torch.device("cpu"))
+    signs = np.sign(V[np.arange(len(order)), np.argmax(np.abs(V), axis=1)])
+    return Z * np.where(signs == 0, 1.0, signs)
