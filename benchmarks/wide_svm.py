@@ -4,7 +4,7 @@ recipe (327,680-d) on Caltech-101's protocol (30 training images per class, 102 
 Seeded synthetic rows of that shape (weak class means plus noise, L2-normalised like Fisher
 vectors): the question is time and memory, which do not depend on the values. Each fit runs
 in a child process of its own, which reports its wall time and peak resident memory above
-the memory it held once its data was made (``ru_maxrss``):
+the memory it held once its data was made and the libraries loaded (``ru_maxrss``):
 
 - ``featkit``: the ``svm`` classifier preset (``featkit compare -c svm``): standardised
   features, C chosen on a validation split of the training rows (a warm-started path),
@@ -69,6 +69,11 @@ def peak_rss() -> int:
 def run_one(method: str, classes: int, dim: int, queue: Any) -> None:
     """In a child: make the data, fit ``method``, report time, memory and accuracy."""
     X_train, y_train, X_test, y_test = make_data(classes, dim)
+    import sklearn.svm  # noqa: F401  libraries loaded first: their memory is not the fit's
+    import torch  # noqa: F401
+
+    import featkit.classify  # noqa: F401
+
     before = peak_rss()
     start = time.perf_counter()
     if method == "linearsvc":
