@@ -102,7 +102,7 @@ def test_fewshot_reports_mean_and_std_over_repeats():
     assert "± std" in result.table()
 
 
-def test_perclass_scores_every_other_image_like_a_direct_sklearn_run(digit_images):
+def test_perclass_scores_the_rest_like_a_direct_sklearn_run(digit_images):
     images, labels = digit_images
     result = compare(
         "digits",

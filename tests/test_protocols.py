@@ -61,7 +61,7 @@ def test_fewshot_refuses_more_shots_than_a_class_has():
         FewShot(shots=5).splits(labels)
 
 
-def test_perclass_trains_on_n_per_class_and_tests_on_every_other_row():
+def test_perclass_trains_on_n_per_class_and_tests_on_the_rest():
     labels = np.array([0] * 31 + [1] * 80 + [2] * 45)  # Caltech-101's smallest class: 31
     draws = PerClass(30, repeats=3, seed=0).splits(labels)
     assert len(draws) == 3

@@ -9,7 +9,7 @@ never a test row, except for domain adaptation, where the unlabelled target is t
 - :class:`KFold`: stratified k-fold cross-validation, seeded.
 - :class:`FewShot`: n labelled images per class drawn from the holdout's training rows,
   repeated with different seeds, scored on the holdout's test rows (mean and std).
-- :class:`PerClass`: n training images per class, every other image tested, repeated with
+- :class:`PerClass`: n training images per class, the rest tested, repeated with
   different seeds (Caltech-101's protocol: 30 per class, the rest for testing).
 - :class:`DomainPairs`: train on one domain, test on another, for every ordered pair
   (the domain-pair matrix of domain adaptation papers; shared with ``featkit adapt``).
@@ -269,7 +269,7 @@ class FewShot(Protocol):
 
 
 class PerClass(Protocol):
-    """n random training images per class, every other labelled image tested.
+    """n random training images per class, the rest of the labelled images tested.
 
     Caltech-101's protocol (``PerClass(30)``: 30 training images per class, the rest for
     testing, several seeded draws; report the balanced accuracy, the mean of the per-class
@@ -284,7 +284,7 @@ class PerClass(Protocol):
         Independent draws (seed, seed + 1, ...); results are reported as mean and std.
     max_test : int or None, default=None
         At most this many test images per class (a seeded sample of the rest), as papers
-        that cap Caltech-101's large classes do (50); None tests every other image.
+        that cap Caltech-101's large classes do (50); None tests all the others.
     seed : int, default=0
         Seed of the first draw.
     """
@@ -341,9 +341,9 @@ class PerClass(Protocol):
         return out
 
     def describe(self) -> str:
-        tested = "every other image" if self.max_test is None else f"up to {self.max_test}"
+        tested = "the rest" if self.max_test is None else f"up to {self.max_test} per class"
         return (
-            f"{self.n_train} training images per class, {tested} per class tested, "
+            f"{self.n_train} training images per class, {tested} tested, "
             f"{self.repeats} seeded draw{'s' if self.repeats > 1 else ''}"
         )
 
