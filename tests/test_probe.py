@@ -199,9 +199,13 @@ def test_chunked_predict_and_threads_restored(digits, monkeypatch):
 
 def test_max_iter_warns(digits):
     Xtr, _, ytr, _ = digits
-    with pytest.warns(ConvergenceWarning, match="did not converge"):
+    with pytest.warns(ConvergenceWarning, match="did not converge") as caught:
         clf = LinearProbe(max_iter=2).fit(Xtr, ytr)
     assert clf.n_iter_[0] == 2
+    assert caught[0].filename == __file__  # it names the line that called fit
+    with pytest.warns(ConvergenceWarning, match="did not converge") as caught:
+        LinearProbe(max_iter=2, standardize=True, gram=True).fit(Xtr[:50], ytr[:50])
+    assert caught[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         LinearProbe().fit(Xtr, ytr)

@@ -20,6 +20,7 @@ and keeps its result.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -169,8 +170,7 @@ def fit_lbfgs(
             f"{name}: L-BFGS did not converge after {result.nit} "
             f"iterations ({result.message}); increase max_iter or scale the features",
             ConvergenceWarning,
-            # past this function and the estimator's fit: the line that called fit
-            stacklevel=3,
+            stacklevel=_first_caller_outside_featkit_classify(),
         )
     W, c = split(result.x)
     W_np, b_np = export_coefficients(W, c, mu, k, settings.loss)
@@ -225,6 +225,17 @@ def fit_lbfgs_in_row_space(
     if k > 1 and settings.loss == "log_loss":
         b = b - b.mean()  # scikit-learn's softmax intercepts sum to zero
     return (W.astype(X.dtype), b.astype(X.dtype), n_iter, loss), space
+
+
+def _first_caller_outside_featkit_classify() -> int:
+    """The ``stacklevel`` of the first frame outside ``featkit.classify``, counted from
+    the caller: a warning then names the user's line, whichever path led to the solver."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        "featkit.classify"
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _warm_theta(
