@@ -492,3 +492,13 @@ def test_standardize_in_the_row_space_makes_no_copy_of_the_features(wide, monkey
     assert peak < 0.5 * X.nbytes  # coef_ (4 x d), blocks, the Gram matrix: no copy of X
     assert scaler_peak > X.nbytes  # what the pipeline's scaler alone holds (float64)
     np.testing.assert_array_equal(X, before)  # and X is not standardized in place
+
+
+@pytest.mark.parametrize("gram", [False, True])
+def test_warm_start_with_standardize_survives_other_features(wide, gram):
+    X, y, _ = wide
+    probe = LinearProbe(standardize=True, gram=gram, warm_start=True, dtype="float64")
+    probe.fit(X, y)
+    probe.fit(X[:, :50], y)  # other features: a cold start, not a shape error
+    cold = LinearProbe(standardize=True, gram=gram, dtype="float64").fit(X[:, :50], y)
+    np.testing.assert_allclose(probe.coef_, cold.coef_, atol=1e-6 * np.abs(cold.coef_).max())

@@ -458,8 +458,9 @@ def _standardized(X: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.nda
 def _to_standardized(
     previous: tuple[np.ndarray, np.ndarray] | None, shift: np.ndarray, scale: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """A former solution over the features as one over the standardized features."""
-    if previous is None:
+    """A former solution over the features as one over the standardized features (None
+    when there is none, or it was fitted on other features)."""
+    if previous is None or np.shape(previous[0])[-1] != len(shift):
         return None
     coef, intercept = (np.asarray(p, dtype=np.float64) for p in previous)
     return coef * scale, intercept + coef @ shift.astype(np.float64)

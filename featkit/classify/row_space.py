@@ -122,7 +122,8 @@ def weighted_moments(
     X: np.ndarray, weights: np.ndarray, mean: bool = True, scale: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The columns' ``weights``-mean (zeros unless ``mean``) and standard deviation (None
-    unless ``scale``) in float64, a block of columns at a time, in ``X``'s dtype.
+    unless ``scale``), summed in float64 a block of columns at a time, returned in ``X``'s
+    dtype.
 
     The standard deviation is scikit-learn's ``StandardScaler.scale_``: 1 for a column
     whose variance is within float64 rounding of zero. (``StandardScaler.fit`` itself holds
