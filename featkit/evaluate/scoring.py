@@ -125,7 +125,7 @@ def _fit_and_score(
     t0 = time.perf_counter()
     clf.fit(train.X, train.y)
     t1 = time.perf_counter()
-    pred = predict_in_chunks(clf, features.X, test)
+    pred = _predict_in_chunks(clf, features.X, test)
     t2 = time.perf_counter()
     return {
         "n_train": len(train),
@@ -139,7 +139,7 @@ def _fit_and_score(
     }
 
 
-def predict_in_chunks(clf: Any, X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def _predict_in_chunks(clf: Any, X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """``clf.predict(X[rows])`` (all of ``X`` by default), gathering a chunk of at most
     ``PREDICT_BYTES`` at a time."""
     rows = np.arange(len(X)) if rows is None else np.asarray(rows)
