@@ -30,22 +30,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import featkit
+from featkit.evaluate.rank import FEATURE_SCORES, SOURCE_SCORES
 from featkit.evaluate.source_model import source_head, source_probabilities
-from featkit.evaluate.transferability import (
-    h_score,
-    knn_loo_accuracy,
-    leep,
-    logme,
-    nce,
-    shrinkage_h_score,
-)
-
-SCORES = {
-    "logme": logme,
-    "hscore": h_score,
-    "hscore-shrink": shrinkage_h_score,
-    "knn": knn_loo_accuracy,
-}
 
 # name -> (extractor, params); "tiny" params for 8x8 digits, as compare's defaults.
 FULL: dict[str, tuple[str, dict[str, Any]]] = {
@@ -92,18 +78,18 @@ def run(
         features = featkit.extract(extractor, dataset, progress=False, cache_dir=cache_dir)
         X, y = features.X, features.y
         row: dict[str, float] = {"probe": probe_accuracy(X, y)}
-        for score, fn in SCORES.items():
+        for score, fn in FEATURE_SCORES.items():
             started = time.perf_counter()
             row[score] = fn(X, y)
             row[f"{score}_s"] = time.perf_counter() - started
         if source_head(extractor)[0] is not None:
             # no image failed on these sets
             P = source_probabilities(extractor, dataset, cache_dir=cache_dir)
-            row["leep"], row["nce"] = leep(P, y), nce(P, y)
+            row.update({score: fn(P, y) for score, fn in SOURCE_SCORES.items()})
         rows[name] = row
         print(f"{data} {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()), flush=True)
     correlations = {}
-    for score in (*SCORES, "leep", "nce"):
+    for score in (*FEATURE_SCORES, *SOURCE_SCORES):
         have = [n for n in names if score in rows[n]]  # leep, nce: the sets with a head
         if len(have) < 3:
             continue
