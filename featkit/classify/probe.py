@@ -57,7 +57,7 @@ from featkit.classify.probe_solvers import (
     fit_sgd,
     fit_sgd_store,
 )
-from featkit.classify.row_space import weighted_moments
+from featkit.classify.row_space import from_transformed, to_transformed, weighted_moments
 from featkit.devices import resolve_torch_device
 from featkit.exceptions import InvalidParameterError
 from featkit.store import ShardStore
@@ -306,7 +306,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         if self.standardize:
             shift, scale = weighted_moments(X, sw / sw.sum(dtype=np.float64), True, True)
             X = _standardized(X, shift, scale)
-            previous = _to_standardized(previous, shift, scale)
+            previous = to_transformed(previous, shift, scale)
         if self.solver == "lbfgs":
             name = type(self).__name__
             W, b, n_iter, loss = fit_lbfgs(
@@ -315,7 +315,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         else:
             W, b, n_iter, loss = fit_sgd(X, y_idx, sw, n_classes, device, settings, seed)
         if self.standardize:
-            W, b = _from_standardized(W, b, shift, scale, settings.loss)
+            W, b = from_transformed(W, b, shift, scale, settings.loss)
         return W, b, n_iter, loss
 
     def _in_row_space(self, X: np.ndarray) -> bool:
@@ -453,28 +453,6 @@ def _standardized(X: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.nda
         np.subtract(X[start : start + step], shift, out=out[start : start + step])
         out[start : start + step] /= scale
     return out
-
-
-def _to_standardized(
-    previous: tuple[np.ndarray, np.ndarray] | None, shift: np.ndarray, scale: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """A former solution over the features as one over the standardized features (None
-    when there is none, or it was fitted on other features)."""
-    if previous is None or np.shape(previous[0])[-1] != len(shift):
-        return None
-    coef, intercept = (np.asarray(p, dtype=np.float64) for p in previous)
-    return coef * scale, intercept + coef @ shift.astype(np.float64)
-
-
-def _from_standardized(
-    W: np.ndarray, b: np.ndarray, shift: np.ndarray, scale: np.ndarray, loss: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """A solution over the standardized features as one over the features as given."""
-    coef = W.astype(np.float64) / scale
-    intercept = b.astype(np.float64) - coef @ shift.astype(np.float64)
-    if len(intercept) > 1 and loss == "log_loss":
-        intercept -= intercept.mean()  # scikit-learn's softmax intercepts sum to zero
-    return coef.astype(W.dtype), intercept.astype(W.dtype)
 
 
 @contextmanager

@@ -35,7 +35,13 @@ from featkit.classify.linear_objective import (
     loss_and_gradient,
     row_loss,
 )
-from featkit.classify.row_space import RowSpace, fingerprint, fit_row_space
+from featkit.classify.row_space import (
+    RowSpace,
+    fingerprint,
+    fit_row_space,
+    from_transformed,
+    to_transformed,
+)
 from featkit.store import ShardStore
 
 __all__ = [
@@ -207,24 +213,17 @@ def fit_lbfgs_in_row_space(
         nothing = np.zeros((len(X), 1), dtype=X.dtype)
         _, b, n_iter, loss = fit_lbfgs(nothing, y_idx, sw, n_classes, device, settings)
         return (np.zeros((k, d), dtype=X.dtype), b, n_iter, loss), None
-    shift = space.shift.astype(np.float64)
-    scale = None if space.scale is None else space.scale.astype(np.float64)
+    previous_t = to_transformed(previous, space.shift, space.scale)
     previous_z = None
-    if previous is not None and previous[0].shape == (k, d):
-        coef, intercept = (np.asarray(p, dtype=np.float64) for p in previous)
-        # the same logits over the coordinates of (x - shift) / scale
-        coef_t = coef if scale is None else coef * scale
-        previous_z = (space.to_coords(X, coef_t, device), intercept + coef @ shift)
+    if previous_t is not None:  # the same logits over the coordinates of the rows
+        previous_z = (space.to_coords(X, previous_t[0], device), previous_t[1])
     W_z, b_z, n_iter, loss = fit_lbfgs(
         space.coords, y_idx, sw, n_classes, device, settings, previous_z, name
     )
-    W = space.to_features(X, W_z, device).astype(np.float64)
-    if scale is not None:
-        W /= scale
-    b = b_z - W @ shift
-    if k > 1 and settings.loss == "log_loss":
-        b = b - b.mean()  # scikit-learn's softmax intercepts sum to zero
-    return (W.astype(X.dtype), b.astype(X.dtype), n_iter, loss), space
+    W, b = from_transformed(
+        space.to_features(X, W_z, device), b_z, space.shift, space.scale, settings.loss
+    )
+    return (W, b, n_iter, loss), space
 
 
 def _first_caller_outside_featkit_classify() -> int:

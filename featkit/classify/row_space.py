@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RowSpace", "fingerprint", "fit_row_space", "weighted_moments"]
+__all__ = [
+    "RowSpace",
+    "fingerprint",
+    "fit_row_space",
+    "from_transformed",
+    "to_transformed",
+    "weighted_moments",
+]
 
 #: Bytes of one column block of X on the device (a float32 copy of n x cols).
 BLOCK_BYTES = 2**28
@@ -145,6 +152,33 @@ def weighted_moments(
             constant = var <= n * eps * var + (n * mu * eps) ** 2
             std[start : start + len(mu)] = np.where(constant, 1.0, np.sqrt(var))
     return shift.astype(X.dtype), None if std is None else std.astype(X.dtype)
+
+
+def to_transformed(
+    previous: tuple[np.ndarray, np.ndarray] | None,
+    shift: np.ndarray,
+    scale: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A solution ``(coef, intercept)`` over the features as given, as one over
+    ``(X - shift) / scale`` (None when there is none, or it was fitted on other features)."""
+    if previous is None or np.shape(previous[0])[-1] != len(shift):
+        return None
+    coef, intercept = (np.asarray(p, dtype=np.float64) for p in previous)
+    scaled = coef if scale is None else coef * scale
+    return scaled, intercept + coef @ shift.astype(np.float64)
+
+
+def from_transformed(
+    W: np.ndarray, b: np.ndarray, shift: np.ndarray, scale: np.ndarray | None, loss: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A solution over ``(X - shift) / scale`` as one over the features as given."""
+    coef = W.astype(np.float64)
+    if scale is not None:
+        coef = coef / scale
+    intercept = b.astype(np.float64) - coef @ shift.astype(np.float64)
+    if len(intercept) > 1 and loss == "log_loss":
+        intercept -= intercept.mean()  # scikit-learn's softmax intercepts sum to zero
+    return coef.astype(W.dtype), intercept.astype(W.dtype)
 
 
 def _block_columns(X: np.ndarray) -> int:
