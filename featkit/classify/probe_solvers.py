@@ -206,8 +206,9 @@ def fit_lbfgs_in_row_space(
     """
     weights = sw.astype(np.float64) / sw.sum(dtype=np.float64)
     centre = settings.fit_intercept
-    if space is None or space.fingerprint != fingerprint(X, weights, (centre, standardize)):
-        space = fit_row_space(X, weights, device, centre=centre, standardize=standardize)
+    key = fingerprint(X, weights, (centre, standardize))
+    if space is None or space.fingerprint != key:
+        space = fit_row_space(X, weights, device, centre=centre, standardize=standardize, key=key)
     k, d = (1 if n_classes == 2 else n_classes), X.shape[1]
     if space is None:  # no direction to weigh: the intercepts alone (zeros without them)
         nothing = np.zeros((len(X), 1), dtype=X.dtype)

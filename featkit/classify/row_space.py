@@ -48,15 +48,15 @@ class RowSpace:
 
     ``coords`` (n x r) are the rows in that basis (``coords @ coords.T`` is their Gram
     matrix); ``basis`` (n x r, ``U S^(-1/2)``) maps weights over ``coords`` back to
-    weights over the (shifted and scaled) features; ``fingerprint`` identifies the rows,
-    weights and transformation it was computed from.
+    weights over the (shifted and scaled) features; ``fingerprint``, when the caller gave
+    one, identifies the rows, weights and transformation it was computed from.
     """
 
     shift: np.ndarray
     scale: np.ndarray | None
     coords: np.ndarray
     basis: np.ndarray
-    fingerprint: tuple[Any, ...]
+    fingerprint: tuple[Any, ...] | None = None
 
     def to_features(self, X: np.ndarray, W_z: np.ndarray, device: Any) -> np.ndarray:
         """Weights over the features (k x d) of weights ``W_z`` (k x r) over ``coords``."""
@@ -98,11 +98,13 @@ def fit_row_space(
     *,
     centre: bool = True,
     standardize: bool = False,
+    key: tuple[Any, ...] | None = None,
 ) -> RowSpace | None:
     """The span of ``X``'s rows, centred by their ``weights``-mean (weights summing to one)
     when ``centre`` or ``standardize``, and divided by their weighted standard deviation
     (scikit-learn's ``StandardScaler``, constant columns left unscaled) when
-    ``standardize``; None when those rows are all zero."""
+    ``standardize``; None when those rows are all zero. ``key`` is kept as its
+    ``fingerprint``."""
     import torch
 
     shift, scale = weighted_moments(X, weights, centre or standardize, standardize)
@@ -121,7 +123,7 @@ def fit_row_space(
         scale=scale,
         coords=np.ascontiguousarray((U * root).astype(X.dtype)),
         basis=U / root,
-        fingerprint=fingerprint(X, weights, (centre, standardize)),
+        fingerprint=key,
     )
 
 
